@@ -1,0 +1,43 @@
+// Sweep: a parsed, validated and expanded sweep file (TOML, read with toml++).
+// LoadSweepFile/ParseSweep do all validation before anything runs; every error names the
+// file, the line and the key. The result lists the jobs in dependency order (each job after
+// all of its upstream jobs). Plain value type; the functions are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/job_spec.h"
+#include "common/status.h"
+
+namespace atp {
+
+struct StageInfo {
+  std::string name;
+  std::string method_summary;               // e.g. "sleep" or "coop, cocoop"
+  std::vector<std::string> depends_on;      // stage names
+};
+
+struct Sweep {
+  std::string name;
+  std::string source_path;    // as given by the user ("<string>" for ParseSweep without a file)
+  std::string source_text;    // the TOML as read: stored with the sweep for provenance
+  std::string code_version;
+  std::vector<StageInfo> stages;   // in dependency order
+  std::vector<JobSpec> jobs;       // upstream jobs always come before the jobs that depend on them
+
+  // Number of jobs per stage, in stage order.
+  std::vector<std::pair<std::string, int64_t>> CountsByStage() const;
+};
+
+Result<Sweep> LoadSweepFile(const std::string& path);
+Result<Sweep> ParseSweep(std::string_view toml_text, const std::string& source_name);
+
+// What `atp-sweep --dry-run` prints: one line per job (short key, stage, method, ranks,
+// parameters that vary, upstream short keys), then the counts per stage and the total.
+std::string FormatDryRun(const Sweep& sweep);
+
+}  // namespace atp
