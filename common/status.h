@@ -85,9 +85,10 @@ class [[nodiscard]] Result {
 
 #define ATP_CONCAT_INNER(a, b) a##b
 #define ATP_CONCAT(a, b) ATP_CONCAT_INNER(a, b)
-// ATP_ASSIGN_OR_RETURN(auto x, MakeX()); binds the value or returns the error.
-#define ATP_ASSIGN_OR_RETURN(lhs, expr)                                   \
-  auto ATP_CONCAT(atp_result_, __LINE__) = (expr);                        \
-  if (!ATP_CONCAT(atp_result_, __LINE__).ok())                            \
-    return ATP_CONCAT(atp_result_, __LINE__).status();                    \
-  lhs = std::move(ATP_CONCAT(atp_result_, __LINE__)).value()
+// ATP_ASSIGN_OR_RETURN(auto x, MakeX()); binds the value or returns the error. The temporary
+// gets one unique name (__COUNTER__) that every use inside the expansion shares.
+#define ATP_ASSIGN_OR_RETURN(lhs, expr) ATP_ASSIGN_OR_RETURN_IMPL(ATP_CONCAT(atp_result_, __COUNTER__), lhs, expr)
+#define ATP_ASSIGN_OR_RETURN_IMPL(result, lhs, expr) \
+  auto result = (expr);                                \
+  if (!result.ok()) return result.status();            \
+  lhs = std::move(result).value()

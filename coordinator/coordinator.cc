@@ -1,0 +1,420 @@
+#include "coordinator/coordinator.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "common/messages.h"
+
+namespace atp {
+namespace {
+
+constexpr int kMaxMessagesPerRound = 512;  // drained per loop round, then one commit
+
+std::string ShortKey(const std::string& key) { return key.substr(0, 12); }
+
+// Group tags must be unique among groups being formed at once and within MPI_TAG_UB
+// (at least 32767 by the standard).
+int GroupTag(int64_t attempt_id) { return static_cast<int>(attempt_id % 32000) + 1; }
+
+}  // namespace
+
+Coordinator::Coordinator(Communicator* comm, Store* store, ProgressReporter* reporter, CoordinatorOptions options,
+                         Clock* clock, const std::atomic<bool>* stop_requested)
+    : comm_(comm),
+      store_(store),
+      reporter_(reporter),
+      options_(std::move(options)),
+      clock_(clock),
+      stop_requested_(stop_requested) {}
+
+void Coordinator::Broadcast(int type) {
+  std::string bytes = EncodeMessage(Message{static_cast<MessageType>(type), Json::object()});
+  for (auto& [rank, state] : ranks_) {
+    if (state.alive) (void)comm_->Send(rank, kProtocolTag, bytes);
+  }
+}
+
+Status Coordinator::WaitForWorkers() {
+  const int workers = comm_->size() - 1;
+  double deadline = clock_->Now() + options_.startup_timeout_s;
+  std::map<int, std::string> nodes;
+  while (static_cast<int>(nodes.size()) < workers && clock_->Now() < deadline) {
+    ATP_ASSIGN_OR_RETURN(auto envelope, comm_->Receive(0.1));
+    if (!envelope) {
+      if (stop_requested_ && stop_requested_->load()) break;
+      continue;
+    }
+    ATP_ASSIGN_OR_RETURN(Message message, DecodeMessage(envelope->payload));
+    if (message.type == MessageType::kHello) nodes[envelope->source] = message.body.value("node", "?");
+  }
+  for (int rank = 1; rank <= workers; ++rank) {
+    auto it = nodes.find(rank);
+    RankState state;
+    state.last_seen = clock_->Now();
+    if (it == nodes.end()) {
+      state.alive = false;
+      lost_ranks_ += 1;
+      reporter_->Message("rank " + std::to_string(rank) + " did not report within " +
+                         FormatDuration(options_.startup_timeout_s) + "; continuing without it");
+    } else {
+      state.node = it->second;
+    }
+    ranks_[rank] = state;
+  }
+  return Status::Ok();
+}
+
+Status Coordinator::Dispatch(const Assignment& assignment) {
+  JobRecord& job = jobs_[assignment.job_id];
+  const std::string& leader_node = ranks_[assignment.ranks.front()].node;
+  ATP_ASSIGN_OR_RETURN(int64_t attempt_id,
+                       store_->StartAttempt(job.id, epoch_, leader_node, assignment.ranks));
+  job.state = JobState::kRunning;
+  job.total_attempts += 1;
+  Json upstream = Json::array();
+  for (int64_t up : job.upstream_ids) {
+    auto it = jobs_.find(up);
+    if (it == jobs_.end()) continue;
+    upstream.push_back(Json{{"key", it->second.key}, {"stage", it->second.spec.stage},
+                            {"method", it->second.spec.method}, {"outputs", it->second.outputs}});
+  }
+  Json body = {{"job_id", job.id},
+               {"attempt_id", attempt_id},
+               {"attempt", job.attempts + 1},
+               {"spec", job.spec.ToJson()},
+               {"upstream", upstream},
+               {"ranks", assignment.ranks},
+               {"group_tag", GroupTag(attempt_id)},
+               {"resume", job.checkpoint},
+               {"workdir", options_.jobs_dir + "/" + job.key},
+               {"hang_timeout_s", job.spec.hang_timeout_s}};
+  std::string bytes = EncodeMessage(Message{MessageType::kAssign, std::move(body)});
+  LiveAttempt live;
+  live.job_id = job.id;
+  live.attempt_id = attempt_id;
+  live.ranks = assignment.ranks;
+  live.waiting_for = assignment.ranks;
+  live.started = clock_->Now();
+  attempts_[attempt_id] = std::move(live);
+  for (int rank : assignment.ranks) ATP_RETURN_IF_ERROR(comm_->Send(rank, kProtocolTag, bytes));
+  reporter_->Event("started", Json{{"job", ShortKey(job.key)}, {"stage", job.spec.stage},
+                                   {"method", job.spec.method}, {"ranks", assignment.ranks}});
+  return Status::Ok();
+}
+
+Status Coordinator::Block(const std::vector<int64_t>& ids, int64_t cause) {
+  const std::string reason = "upstream job " + ShortKey(jobs_[cause].key) + " (" + jobs_[cause].spec.stage + "/" +
+                             jobs_[cause].spec.method + ") failed";
+  for (int64_t id : ids) {
+    JobRecord& job = jobs_[id];
+    ATP_RETURN_IF_ERROR(store_->BlockJob(id, reason));
+    job.state = JobState::kBlocked;
+    counts_blocked_ += 1;
+    reporter_->Event("blocked", Json{{"job", ShortKey(job.key)}, {"stage", job.spec.stage},
+                                     {"method", job.spec.method}, {"message", reason}});
+  }
+  return Status::Ok();
+}
+
+Status Coordinator::FailUnschedulable() {
+  for (int64_t id : scheduler_->TakeUnschedulable()) {
+    JobRecord& job = jobs_[id];
+    ATP_ASSIGN_OR_RETURN(int64_t attempt_id, store_->StartAttempt(id, epoch_, "", {}));
+    std::string message = "needs " + std::to_string(job.spec.ranks) +
+                          " ranks on one node, but no node of this allocation has that many live worker ranks; "
+                          "run with more ranks per node or lower `ranks` in the sweep";
+    ATP_RETURN_IF_ERROR(store_->FailAttempt(attempt_id, id, FailureClass::kUserError, message, JobState::kFailed, true));
+    job.state = JobState::kFailed;
+    counts_failed_ += 1;
+    reporter_->Event("failed", Json{{"job", ShortKey(job.key)}, {"stage", job.spec.stage},
+                                    {"method", job.spec.method}, {"class", "user_error"}, {"message", message}});
+    std::vector<int64_t> blocked;
+    scheduler_->OnAttemptEnded(id, Scheduler::Outcome::kFailed, &blocked);
+    ATP_RETURN_IF_ERROR(Block(blocked, id));
+  }
+  return Status::Ok();
+}
+
+Status Coordinator::EndAttempt(LiveAttempt attempt, const Json& outcome) {
+  JobRecord& job = jobs_[attempt.job_id];
+  const double now = clock_->Now();
+  ran_ += 1;
+  if (outcome.value("ok", false)) {
+    JobOutcome result;
+    if (outcome.contains("metrics")) result.metrics = outcome["metrics"].get<std::map<std::string, double>>();
+    result.outputs = outcome.value("outputs", Json::object());
+    for (const auto& artifact : outcome.value("artifacts", Json::array())) {
+      result.artifacts.emplace_back(artifact[0].get<std::string>(), artifact[1].get<std::string>());
+    }
+    ATP_RETURN_IF_ERROR(store_->CompleteAttempt(attempt.attempt_id, job.id, result));
+    job.state = JobState::kDone;
+    job.outputs = result.outputs;
+    counts_done_ += 1;
+    finish_times_.push_back(now);
+    std::vector<int64_t> none;
+    scheduler_->OnAttemptEnded(job.id, Scheduler::Outcome::kDone, &none);
+    reporter_->Event("done", Json{{"job", ShortKey(job.key)}, {"stage", job.spec.stage}, {"method", job.spec.method},
+                                  {"seconds", now - attempt.started}, {"metrics", outcome.value("metrics", Json())}});
+    return Status::Ok();
+  }
+
+  const std::string class_name = outcome.value("failure_class", "error");
+  FailureClass failure = ParseFailureClass(class_name).value_or(FailureClass::kError);
+  const std::string message = outcome.value("message", "no message");
+  const RetryRule& rule = job.spec.retry.rule(failure);
+  const int counted = job.attempts + (rule.counts_attempt ? 1 : 0);
+  JobState next = JobState::kPending;
+  std::string verdict;
+  if (!rule.retry) {
+    next = JobState::kFailed;
+    verdict = "not retried (" + class_name + " is terminal)";
+  } else if (rule.counts_attempt && counted >= job.spec.retry.max_attempts) {
+    next = JobState::kFailed;
+    verdict = "gave up after " + std::to_string(counted) + " attempts";
+  } else if (failure == FailureClass::kNodeLost && ++node_lost_retries_[job.id] > job.spec.retry.max_attempts) {
+    next = JobState::kFailed;
+    verdict = "lost its rank " + std::to_string(node_lost_retries_[job.id]) + " times";
+  } else if (failure == FailureClass::kPreempted) {
+    verdict = "will resume from its checkpoint";
+  } else {
+    verdict = "will retry";
+  }
+  std::string recorded = message + (next == JobState::kFailed ? " [" + verdict + "]" : "");
+  ATP_RETURN_IF_ERROR(store_->FailAttempt(attempt.attempt_id, job.id, failure, recorded, next, rule.counts_attempt));
+  job.attempts = counted;
+  job.failure = failure;
+  job.error = recorded;
+  job.state = next;
+  Json details = {{"job", ShortKey(job.key)}, {"stage", job.spec.stage}, {"method", job.spec.method},
+                  {"class", class_name}, {"message", message + " — " + verdict}};
+  if (next == JobState::kFailed) {
+    counts_failed_ += 1;
+    reporter_->Event("failed", details);
+    std::vector<int64_t> blocked;
+    scheduler_->OnAttemptEnded(job.id, Scheduler::Outcome::kFailed, &blocked);
+    return Block(blocked, job.id);
+  }
+  reporter_->Event(failure == FailureClass::kPreempted ? "preempted" : "retry", details);
+  std::vector<int64_t> none;
+  // A preempted job stays pending for the next run: it is not dispatched again in this one.
+  if (!preempting_) scheduler_->OnAttemptEnded(job.id, Scheduler::Outcome::kRetry, &none);
+  else scheduler_->OnAttemptEnded(job.id, Scheduler::Outcome::kFailed, &none);
+  return Status::Ok();
+}
+
+Status Coordinator::HandleMessage(int source, const Message& message) {
+  auto rank_it = ranks_.find(source);
+  if (rank_it != ranks_.end()) rank_it->second.last_seen = clock_->Now();
+  if (rank_it != ranks_.end() && !rank_it->second.alive) return Status::Ok();  // a lost rank stays lost
+  const int64_t attempt_id = message.body.value("attempt_id", int64_t{0});
+  auto attempt_it = attempts_.find(attempt_id);
+  switch (message.type) {
+    case MessageType::kProgress:
+      if (attempt_it != attempts_.end()) {
+        LiveAttempt& a = attempt_it->second;
+        a.step = message.body.value("step", int64_t{0});
+        a.total = message.body.value("total", int64_t{0});
+        a.progress_dirty = true;
+        if (clock_->Now() - a.last_progress_write >= options_.progress_write_interval_s) {
+          ATP_RETURN_IF_ERROR(store_->UpdateProgress(a.attempt_id, a.step, a.total));
+          a.last_progress_write = clock_->Now();
+          a.progress_dirty = false;
+        }
+      }
+      break;
+    case MessageType::kCheckpoint:
+      if (attempt_it != attempts_.end()) {
+        std::string path = message.body.value("path", "");
+        ATP_RETURN_IF_ERROR(store_->RecordCheckpoint(attempt_it->second.job_id, attempt_id, path));
+        jobs_[attempt_it->second.job_id].checkpoint = path;
+      }
+      break;
+    case MessageType::kFinished: {
+      if (attempt_it == attempts_.end()) break;  // a stale report for an attempt already ended
+      LiveAttempt& a = attempt_it->second;
+      auto& waiting = a.waiting_for;
+      waiting.erase(std::remove(waiting.begin(), waiting.end(), source), waiting.end());
+      if (source == a.ranks.front()) a.leader_outcome = message.body;
+      if (!message.body.value("ok", false) && a.first_failure.is_null()) a.first_failure = message.body;
+      if (!waiting.empty()) break;
+      LiveAttempt done = std::move(a);
+      attempts_.erase(attempt_it);
+      Json outcome = done.first_failure.is_null() ? done.leader_outcome : done.first_failure;
+      ATP_RETURN_IF_ERROR(EndAttempt(std::move(done), outcome));
+      break;
+    }
+    default:
+      break;  // hello (late) and heartbeat only refresh last_seen
+  }
+  return Status::Ok();
+}
+
+Status Coordinator::CheckHeartbeats() {
+  const double now = clock_->Now();
+  for (auto& [rank, state] : ranks_) {
+    if (!state.alive || now - state.last_seen <= options_.heartbeat_timeout_s) continue;
+    state.alive = false;
+    lost_ranks_ += 1;
+    reporter_->Message("rank " + std::to_string(rank) + " on " + state.node + " silent for " +
+                       FormatDuration(now - state.last_seen) + ": marked lost; its job is retried elsewhere");
+    int64_t job_id = scheduler_->OnRankLost(rank);
+    if (job_id == 0) continue;
+    for (auto it = attempts_.begin(); it != attempts_.end(); ++it) {
+      if (it->second.job_id != job_id) continue;
+      LiveAttempt lost = std::move(it->second);
+      attempts_.erase(it);
+      std::string cancel = EncodeMessage(Message{MessageType::kCancel, Json{{"job_id", job_id},
+                                                                            {"attempt_id", lost.attempt_id}}});
+      for (int member : lost.ranks) {
+        if (member != rank && ranks_[member].alive) (void)comm_->Send(member, kProtocolTag, cancel);
+      }
+      Json outcome = {{"ok", false}, {"failure_class", "node_lost"},
+                      {"message", "rank " + std::to_string(rank) + " on " + state.node + " stopped answering"}};
+      ATP_RETURN_IF_ERROR(EndAttempt(std::move(lost), outcome));
+      break;
+    }
+  }
+  return FailUnschedulable();
+}
+
+ProgressSnapshot Coordinator::Snapshot() const {
+  ProgressSnapshot s;
+  s.total = static_cast<int64_t>(jobs_.size());
+  s.done = counts_done_;
+  s.failed = counts_failed_;
+  s.blocked = counts_blocked_;
+  s.running = scheduler_ ? scheduler_->running() : 0;
+  s.pending = s.total - s.done - s.failed - s.blocked - s.running;
+  s.live_ranks = scheduler_ ? scheduler_->live_ranks() : 0;
+  s.busy_ranks = scheduler_ ? scheduler_->busy_ranks() : 0;
+  const double now = clock_->Now();
+  s.elapsed_s = now - start_time_;
+  // Rate over the last minute of completions (or the whole run when it is younger).
+  const double window = std::min(60.0, std::max(1e-3, s.elapsed_s));
+  auto first_recent = std::lower_bound(finish_times_.begin(), finish_times_.end(), now - window);
+  const double recent = static_cast<double>(finish_times_.end() - first_recent);
+  s.rate_per_s = recent / window;
+  s.done_this_run = static_cast<int64_t>(finish_times_.size());
+  s.eta_s = (s.rate_per_s > 0) ? static_cast<double>(s.pending + s.running) / s.rate_per_s : -1;
+  return s;
+}
+
+Result<RunSummary> Coordinator::Run(const Sweep& sweep) {
+  start_time_ = clock_->Now();
+  // Workers first, so that the run's provenance lists every rank's host.
+  ATP_RETURN_IF_ERROR(WaitForWorkers());
+  Provenance provenance = options_.provenance;
+  provenance.hosts = {comm_->node_name()};
+  for (const auto& [rank, state] : ranks_) provenance.hosts.push_back(state.alive ? state.node : "(lost)");
+  ATP_ASSIGN_OR_RETURN(epoch_, store_->BeginRun(provenance));
+  ATP_ASSIGN_OR_RETURN(RecoverySummary recovery, store_->RecoverInterruptedAttempts(epoch_));
+  if (recovery.requeued || recovery.poisoned) {
+    reporter_->Message("recovered from an interrupted run: " + std::to_string(recovery.requeued) +
+                       " job(s) requeued, " + std::to_string(recovery.poisoned) +
+                       " failed after being lost with the run too often");
+  }
+  ATP_ASSIGN_OR_RETURN(SubmitSummary submitted, store_->SubmitSweep(sweep));
+  if (options_.retry_failed) {
+    ATP_ASSIGN_OR_RETURN(int64_t reset, store_->ResetFailedJobs(submitted.sweep_id));
+    if (reset) reporter_->Message("--retry-failed: " + std::to_string(reset) + " failed or blocked job(s) reset");
+  }
+  ATP_ASSIGN_OR_RETURN(std::vector<JobRecord> records, store_->LoadSweepJobs(submitted.sweep_id));
+  ATP_ASSIGN_OR_RETURN(auto durations, store_->MeanDurations());
+  std::error_code ec;
+  std::filesystem::create_directories(options_.jobs_dir, ec);
+  if (ec) return IoError("cannot create the job directory " + options_.jobs_dir + ": " + ec.message());
+
+  std::vector<WorkerRank> workers;
+  for (const auto& [rank, state] : ranks_) {
+    if (state.alive) workers.push_back(WorkerRank{rank, state.node});
+  }
+  scheduler_ = std::make_unique<Scheduler>(workers);
+  for (auto& record : records) {
+    double expected = record.spec.expected_seconds;
+    if (expected <= 0) {
+      auto it = durations.find(record.spec.stage + "|" + record.spec.method + "|" + record.spec.dataset());
+      expected = it != durations.end() ? it->second : 1.0;
+    }
+    scheduler_->AddJob(SchedulerJob{record.id, record.spec.ranks, record.upstream_ids, expected}, record.state);
+    if (record.state == JobState::kDone) counts_done_ += 1;
+    if (record.state == JobState::kFailed) counts_failed_ += 1;
+    if (record.state == JobState::kBlocked) counts_blocked_ += 1;
+    order_.push_back(record.id);
+    jobs_.emplace(record.id, std::move(record));
+  }
+  scheduler_->Finalize();
+  ATP_RETURN_IF_ERROR(store_->BeginBatch());
+  ATP_RETURN_IF_ERROR(FailUnschedulable());
+  ATP_RETURN_IF_ERROR(store_->CommitBatch());
+  reporter_->Message("sweep '" + sweep.name + "': " + std::to_string(jobs_.size()) + " jobs (" +
+                     std::to_string(submitted.new_jobs) + " new, " + std::to_string(counts_done_) +
+                     " already done) on " + std::to_string(workers.size()) + " worker rank(s); run epoch " +
+                     std::to_string(epoch_));
+
+  double next_db_heartbeat = clock_->Now();
+  while (true) {
+    if (stop_requested_ && stop_requested_->load() && !preempting_) {
+      preempting_ = true;
+      reporter_->Message("stop requested: running jobs checkpoint and stop; relaunch the same command to continue");
+      Broadcast(static_cast<int>(MessageType::kPreempt));
+    }
+    ATP_RETURN_IF_ERROR(store_->BeginBatch());
+    if (!preempting_) {
+      for (const Assignment& a : scheduler_->Schedule()) ATP_RETURN_IF_ERROR(Dispatch(a));
+    }
+    bool finished = preempting_ ? scheduler_->running() == 0 : !scheduler_->HasWork();
+    if (finished) {
+      ATP_RETURN_IF_ERROR(store_->CommitBatch());
+      break;
+    }
+    // Wait for the first message a little, then drain what else has arrived.
+    for (int i = 0; i < kMaxMessagesPerRound; ++i) {
+      ATP_ASSIGN_OR_RETURN(auto envelope, comm_->Receive(i == 0 ? 0.05 : 0.0));
+      if (!envelope) break;
+      auto message = DecodeMessage(envelope->payload);
+      if (!message.ok()) {
+        reporter_->Message("ignored a malformed message from rank " + std::to_string(envelope->source) + ": " +
+                           message.status().message());
+        continue;
+      }
+      ATP_RETURN_IF_ERROR(HandleMessage(envelope->source, *message));
+    }
+    ATP_RETURN_IF_ERROR(CheckHeartbeats());
+    if (clock_->Now() >= next_db_heartbeat) {
+      ATP_RETURN_IF_ERROR(store_->Heartbeat(epoch_));
+      for (auto& [id, a] : attempts_) {
+        if (a.progress_dirty) {
+          ATP_RETURN_IF_ERROR(store_->UpdateProgress(a.attempt_id, a.step, a.total));
+          a.progress_dirty = false;
+          a.last_progress_write = clock_->Now();
+        }
+      }
+      next_db_heartbeat = clock_->Now() + options_.progress_write_interval_s;
+    }
+    ATP_RETURN_IF_ERROR(store_->CommitBatch());
+    reporter_->Update(Snapshot());
+  }
+
+  Broadcast(static_cast<int>(MessageType::kShutdown));
+  RunSummary summary;
+  summary.sweep_id = submitted.sweep_id;
+  summary.epoch = epoch_;
+  ProgressSnapshot last = Snapshot();
+  summary.total = last.total;
+  summary.done = counts_done_;
+  summary.failed = counts_failed_;
+  summary.blocked = counts_blocked_;
+  summary.pending = last.pending + last.running;
+  summary.ran = ran_;
+  summary.interrupted = preempting_;
+  summary.lost_ranks = lost_ranks_;
+  std::string outcome = preempting_ ? "interrupted" : (summary.failed + summary.blocked > 0 ? "completed with failures"
+                                                                                             : "completed");
+  ATP_RETURN_IF_ERROR(store_->EndRun(epoch_, outcome));
+  reporter_->Finish(last, "sweep '" + sweep.name + "' " + outcome + ": " + std::to_string(summary.done) + " done, " +
+                              std::to_string(summary.failed) + " failed, " + std::to_string(summary.blocked) +
+                              " blocked, " + std::to_string(summary.pending) + " not run");
+  return summary;
+}
+
+}  // namespace atp

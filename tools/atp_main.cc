@@ -1,1 +1,65 @@
-int main(){return 0;}
+// atp: the user's command line. Subcommands dispatch to one function each; `atp-sweep` runs
+// sweeps. The binary is also a job executor when started with --atp-executor.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "common/build_info.h"
+#include "tools/status_command.h"
+#include "tools/sweep_command.h"
+#include "worker/executor.h"
+#if ATP_HAVE_CLIP_COMMAND
+#include "tools/clip_command.h"
+#endif
+#if ATP_HAVE_DATA_COMMAND
+#include "tools/data_command.h"
+#endif
+
+namespace {
+
+struct Subcommand {
+  const char* name;
+  const char* summary;
+  int (*run)(int argc, char** argv);
+};
+
+const Subcommand kSubcommands[] = {
+    {"sweep", "run a sweep (same as atp-sweep)", atp::RunSweepCommand},
+    {"status", "summarise a sweep in a results database", atp::RunStatusCommand},
+    {"serve", "serve a results database's status page read-only", atp::RunServeCommand},
+#if ATP_HAVE_CLIP_COMMAND
+    {"clip", "tokenize text and encode images/texts with a CLIP checkpoint", atp::RunClipCommand},
+#endif
+#if ATP_HAVE_DATA_COMMAND
+    {"data", "check data roots, print few-shot splits, import Fashion-MNIST", atp::RunDataCommand},
+#endif
+};
+
+void PrintUsage(std::FILE* out) {
+  std::fprintf(out, "atp %s (%s): prompt-learning experiments on CLIP, run as sweeps\n\nusage: atp COMMAND [options]\n\n",
+               ATP_VERSION, ATP_GIT_COMMIT);
+  for (const auto& c : kSubcommands) std::fprintf(out, "  %-8s %s\n", c.name, c.summary);
+  std::fprintf(out, "  %-8s %s\n", "version", "print the version");
+  std::fprintf(out, "\n`atp COMMAND --help` describes a command.\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int executor_code = atp::MaybeRunExecutor(argc, argv);
+  if (executor_code >= 0) return executor_code;
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    PrintUsage(stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "version") || !std::strcmp(argv[1], "--version")) {
+    std::printf("atp %s (%s)\n", ATP_VERSION, ATP_GIT_COMMIT);
+    return 0;
+  }
+  for (const auto& c : kSubcommands) {
+    if (std::strcmp(argv[1], c.name) == 0) return c.run(argc - 1, argv + 1);
+  }
+  std::fprintf(stderr, "atp: unknown command '%s'\n\n", argv[1]);
+  PrintUsage(stderr);
+  return 2;
+}

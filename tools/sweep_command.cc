@@ -1,0 +1,304 @@
+#include "tools/sweep_command.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "common/in_process_communicator.h"
+#include "common/messages.h"
+#include "common/mpi_communicator.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/status_server.h"
+#include "coordinator/store.h"
+#include "coordinator/store_reader.h"
+#include "coordinator/sweep.h"
+#include "tools/provenance.h"
+#include "worker/worker.h"
+
+namespace atp {
+namespace {
+
+std::atomic<bool> g_stop_requested{false};
+std::atomic<int> g_signals{0};
+
+void OnStopSignal(int sig) {
+  // First signal: checkpoint and stop cleanly. A second Ctrl-C: leave now (job processes die
+  // with their worker; the next run recovers their attempts).
+  if (g_signals.fetch_add(1) >= 1 && sig == SIGINT) _exit(130);
+  g_stop_requested.store(true);
+}
+
+void InstallSignalHandlers() {
+  struct sigaction action {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+const char* kUsage =
+    "usage: atp-sweep SWEEP.toml --db RESULTS.db [options]\n"
+    "       mpirun -np N atp-sweep SWEEP.toml --db RESULTS.db [options]\n"
+    "\n"
+    "Expands the sweep into jobs, records them in the results database and runs what is missing.\n"
+    "Rank 0 coordinates; every other rank is a worker. Without mpirun (or with one rank) the jobs\n"
+    "run on this machine through one local worker. Relaunching the same command resumes.\n"
+    "\n"
+    "options:\n"
+    "  --db PATH                 results database (SQLite; keep it on a local disk of rank 0's node)\n"
+    "  --dry-run                 print the expanded jobs and the counts per stage, run nothing\n"
+    "  --jobs-dir DIR            job working directories (default: <db>.jobs/ beside the database)\n"
+    "  --log tty|plain|quiet|jsonl   progress display (default: tty on a terminal, plain otherwise)\n"
+    "  --progress-interval S     seconds between plain/jsonl status lines (default 30)\n"
+    "  --http [HOST:]PORT        serve status JSON and an HTML page (read-only; HOST defaults to 127.0.0.1)\n"
+    "  --heartbeat-timeout S     a worker rank silent this long is lost (default 60)\n"
+    "  --heartbeat-interval S    how often workers report (default 2)\n"
+    "  --retry-failed            give failed and blocked jobs of this sweep a new set of attempts\n"
+    "\n"
+    "exit codes: 0 all jobs done, 1 some failed or blocked, 2 bad input, 3 interrupted (relaunch to resume)\n";
+
+struct Options {
+  std::string sweep_path;
+  std::string db_path;
+  std::string jobs_dir;
+  std::string log_mode;
+  std::string http;
+  bool dry_run = false;
+  bool retry_failed = false;
+  double progress_interval = 30;
+  double heartbeat_timeout = 60;
+  double heartbeat_interval = 2;
+};
+
+Result<double> ParseSeconds(const std::string& flag, const char* text) {
+  char* end = nullptr;
+  double value = std::strtod(text, &end);
+  if (end == text || *end != '\0' || value <= 0) return InvalidArgument(flag + " needs a positive number of seconds, got '" + text + "'");
+  return value;
+}
+
+Result<Options> ParseOptions(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](const std::string& flag) -> Result<const char*> {
+      if (i + 1 >= argc) return InvalidArgument(flag + " needs a value");
+      return static_cast<const char*>(argv[++i]);
+    };
+    if (arg == "--help" || arg == "-h") return Cancelled(kUsage);
+    if (arg == "--dry-run") { o.dry_run = true; continue; }
+    if (arg == "--retry-failed") { o.retry_failed = true; continue; }
+    if (arg == "--db") { ATP_ASSIGN_OR_RETURN(const char* v, value(arg)); o.db_path = v; continue; }
+    if (arg == "--jobs-dir") { ATP_ASSIGN_OR_RETURN(const char* v, value(arg)); o.jobs_dir = v; continue; }
+    if (arg == "--log") { ATP_ASSIGN_OR_RETURN(const char* v, value(arg)); o.log_mode = v; continue; }
+    if (arg == "--http") { ATP_ASSIGN_OR_RETURN(const char* v, value(arg)); o.http = v; continue; }
+    if (arg == "--progress-interval") {
+      ATP_ASSIGN_OR_RETURN(const char* v, value(arg));
+      ATP_ASSIGN_OR_RETURN(o.progress_interval, ParseSeconds(arg, v));
+      continue;
+    }
+    if (arg == "--heartbeat-timeout") {
+      ATP_ASSIGN_OR_RETURN(const char* v, value(arg));
+      ATP_ASSIGN_OR_RETURN(o.heartbeat_timeout, ParseSeconds(arg, v));
+      continue;
+    }
+    if (arg == "--heartbeat-interval") {
+      ATP_ASSIGN_OR_RETURN(const char* v, value(arg));
+      ATP_ASSIGN_OR_RETURN(o.heartbeat_interval, ParseSeconds(arg, v));
+      continue;
+    }
+    if (!arg.empty() && arg[0] == '-') return InvalidArgument("unknown option " + arg + "\n\n" + kUsage);
+    if (!o.sweep_path.empty()) return InvalidArgument("more than one sweep file given: " + o.sweep_path + ", " + arg);
+    o.sweep_path = arg;
+  }
+  if (o.sweep_path.empty()) return InvalidArgument(std::string("no sweep file given\n\n") + kUsage);
+  if (!o.dry_run && o.db_path.empty()) return InvalidArgument("--db RESULTS.db is required (or use --dry-run)");
+  if (o.jobs_dir.empty() && !o.db_path.empty()) o.jobs_dir = o.db_path + ".jobs";
+  return o;
+}
+
+std::string SelfExecutable() {
+  char buffer[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buffer, sizeof(buffer) - 1);
+  return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : std::string("atp-sweep");
+}
+
+Result<std::pair<std::string, uint16_t>> ParseHttp(const std::string& text) {
+  std::string host = "127.0.0.1";
+  std::string port = text;
+  if (auto colon = text.rfind(':'); colon != std::string::npos) {
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  char* end = nullptr;
+  long value = std::strtol(port.c_str(), &end, 10);
+  if (port.empty() || *end != '\0' || value < 0 || value > 65535) {
+    return InvalidArgument("--http needs [HOST:]PORT, got '" + text + "'");
+  }
+  return std::make_pair(host, static_cast<uint16_t>(value));
+}
+
+// Rank 0 when the sweep cannot start: release the workers before reporting the error.
+void ReleaseWorkers(Communicator* comm) {
+  std::string bytes = EncodeMessage(Message{MessageType::kShutdown, Json::object()});
+  for (int rank = 1; rank < comm->size(); ++rank) (void)comm->Send(rank, kProtocolTag, bytes);
+}
+
+int RunCoordinator(const Options& options, Communicator* comm, int argc, char** argv, int world_size) {
+  auto fail = [&](const Status& status) {
+    ReleaseWorkers(comm);
+    std::fprintf(stderr, "atp-sweep: %s\n", status.message().c_str());
+    return 2;
+  };
+  auto sweep = LoadSweepFile(options.sweep_path);
+  if (!sweep.ok()) return fail(sweep.status());
+  auto store = Store::OpenWriter(options.db_path);
+  if (!store.ok()) return fail(store.status());
+
+  std::string log_mode = options.log_mode.empty() ? (isatty(STDERR_FILENO) ? "tty" : "plain") : options.log_mode;
+  auto mode = ParseProgressMode(log_mode);
+  if (!mode.ok()) return fail(mode.status());
+  ProgressReporter reporter(*mode, *mode == ProgressMode::kJsonLines ? stdout : stderr, RealClock(),
+                            options.progress_interval);
+
+  std::unique_ptr<StatusServer> server;
+  if (!options.http.empty()) {
+    auto endpoint = ParseHttp(options.http);
+    if (!endpoint.ok()) return fail(endpoint.status());
+    StatusServerOptions server_options;
+    server_options.host = endpoint->first;
+    server_options.port = endpoint->second;
+    std::string db_path = options.db_path;
+    // The handler runs on the server thread only, so it owns its reader connection.
+    auto reader = std::make_shared<std::unique_ptr<StoreReader>>();
+    server = std::make_unique<StatusServer>(
+        server_options, [reader, db_path](const std::string& path, const std::map<std::string, std::string>& query)
+                            -> Result<Json> {
+          if (!*reader) {
+            ATP_ASSIGN_OR_RETURN(*reader, StoreReader::Open(db_path));
+          }
+          std::optional<int64_t> sweep_id;
+          if (auto it = query.find("sweep"); it != query.end()) sweep_id = std::atoll(it->second.c_str());
+          if (path == "/summary") return (*reader)->Summary(sweep_id);
+          if (path == "/sweeps") return (*reader)->Sweeps();
+          if (path == "/jobs") {
+            JobQuery q;
+            q.sweep_id = sweep_id;
+            if (auto it = query.find("state"); it != query.end()) q.state = it->second;
+            if (auto it = query.find("stage"); it != query.end()) q.stage = it->second;
+            if (auto it = query.find("limit"); it != query.end()) q.limit = std::atoll(it->second.c_str());
+            if (auto it = query.find("offset"); it != query.end()) q.offset = std::atoll(it->second.c_str());
+            return (*reader)->Jobs(q);
+          }
+          if (path == "/metrics") {
+            int64_t limit = 1000, offset = 0;
+            if (auto it = query.find("limit"); it != query.end()) limit = std::atoll(it->second.c_str());
+            if (auto it = query.find("offset"); it != query.end()) offset = std::atoll(it->second.c_str());
+            return (*reader)->Metrics(sweep_id, limit, offset);
+          }
+          return NotFound("no API endpoint " + path + " (try /api/summary, /api/jobs, /api/metrics, /api/sweeps)");
+        });
+    Status started = server->Start();
+    if (!started.ok()) return fail(started);
+    reporter.Message("status page: " + server->url());
+  }
+
+  CoordinatorOptions coordinator_options;
+  coordinator_options.jobs_dir = options.jobs_dir;
+  coordinator_options.heartbeat_timeout_s = options.heartbeat_timeout;
+  coordinator_options.retry_failed = options.retry_failed;
+  coordinator_options.provenance = CollectProvenance(argc, argv, world_size);
+  Coordinator coordinator(comm, store->get(), &reporter, coordinator_options, RealClock(), &g_stop_requested);
+  auto summary = coordinator.Run(*sweep);
+  if (server) server->Stop();
+  if (!summary.ok()) {
+    ReleaseWorkers(comm);
+    std::fprintf(stderr, "atp-sweep: %s\n", summary.status().ToString().c_str());
+    return 2;
+  }
+  if (summary->interrupted) return 3;
+  return (summary->failed + summary->blocked) > 0 ? 1 : 0;
+}
+
+}  // namespace
+
+int RunSweepCommand(int argc, char** argv) {
+  auto options = ParseOptions(argc, argv);
+  if (!options.ok()) {
+    bool help = options.status().code() == StatusCode::kCancelled;
+    std::fprintf(help ? stdout : stderr, "%s%s\n", help ? "" : "atp-sweep: ", options.status().message().c_str());
+    return help ? 0 : 2;
+  }
+  if (options->dry_run) {
+    // Under mpirun only the first rank prints.
+    const char* rank = std::getenv("OMPI_COMM_WORLD_RANK");
+    if (rank && std::string(rank) != "0") return 0;
+    auto sweep = LoadSweepFile(options->sweep_path);
+    if (!sweep.ok()) {
+      std::fprintf(stderr, "atp-sweep: %s\n", sweep.status().message().c_str());
+      return 2;
+    }
+    std::fputs(FormatDryRun(*sweep).c_str(), stdout);
+    return 0;
+  }
+  InstallSignalHandlers();
+
+  WorkerOptions worker_options;
+  worker_options.executor_binary = SelfExecutable();
+  worker_options.heartbeat_interval_s = options->heartbeat_interval;
+
+  std::unique_ptr<MpiScope> mpi;
+  std::unique_ptr<Communicator> world;
+  if (MpiScope::LaunchedByMpi()) {
+    auto scope = MpiScope::Init(&argc, &argv);
+    if (!scope.ok()) {
+      std::fprintf(stderr, "atp-sweep: %s\n", scope.status().ToString().c_str());
+      return 2;
+    }
+    mpi = std::move(scope).value();
+    world = MakeMpiWorldCommunicator();
+  }
+
+  if (world && world->size() > 1) {
+    if (world->rank() != 0) {
+      Worker worker(world.get(), worker_options, RealClock(), &g_stop_requested);
+      Status status = worker.Run();
+      if (!status.ok()) {
+        std::fprintf(stderr, "atp-sweep rank %d: %s\n", world->rank(), status.ToString().c_str());
+        return 2;
+      }
+      return 0;
+    }
+    int code = RunCoordinator(*options, world.get(), argc, argv, world->size());
+    return code;
+  }
+
+  // One process: the coordinator and one local worker thread over an in-process hub.
+  char host[256] = "localhost";
+  ::gethostname(host, sizeof(host) - 1);
+  const std::string node = world ? world->node_name() : std::string(host);
+  InProcessHub hub(2, {node, node});
+  auto coordinator_comm = hub.Connect(0);
+  auto worker_comm = hub.Connect(1);
+  Status worker_status;
+  std::thread worker_thread([&] {
+    Worker worker(worker_comm.get(), worker_options, RealClock(), &g_stop_requested);
+    worker_status = worker.Run();
+  });
+  int code = RunCoordinator(*options, coordinator_comm.get(), argc, argv, 1);
+  worker_thread.join();
+  if (!worker_status.ok()) std::fprintf(stderr, "atp-sweep worker: %s\n", worker_status.ToString().c_str());
+  return code;
+}
+
+}  // namespace atp
