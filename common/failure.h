@@ -35,7 +35,7 @@ RetryRule DefaultRetryRule(FailureClass c);
 
 struct RetryPolicy {
   int max_attempts = 3;  // counted attempts before a retryable job is marked failed
-  int max_lost = 2;      // attempts lost with the run (coordinator died) before a job is deemed poison
+  int max_lost = 3;      // attempts lost with the run (coordinator died) before a job is deemed poison
   RetryRule rules[8] = {DefaultRetryRule(FailureClass::kError),    DefaultRetryRule(FailureClass::kOutOfMemory),
                         DefaultRetryRule(FailureClass::kDiverged), DefaultRetryRule(FailureClass::kNodeLost),
                         DefaultRetryRule(FailureClass::kPreempted), DefaultRetryRule(FailureClass::kUserError),

@@ -226,8 +226,16 @@ int RunCoordinator(const Options& options, Communicator* comm, int argc, char** 
     std::fprintf(stderr, "atp-sweep: %s\n", summary.status().ToString().c_str());
     return 2;
   }
-  if (summary->interrupted) return 3;
-  return (summary->failed + summary->blocked) > 0 ? 1 : 0;
+  int code = summary->interrupted ? 3 : ((summary->failed + summary->blocked) > 0 ? 1 : 0);
+  if (summary->lost_ranks > 0 && MpiScope::LaunchedByMpi() && world_size > 1) {
+    // A lost rank cannot take part in MPI_Finalize, which would hang: everything is recorded,
+    // so end the MPI job here.
+    std::fprintf(stderr, "atp-sweep: %d rank(s) were lost; ending the MPI job with MPI_Abort(%d)\n",
+                 summary->lost_ranks, code);
+    std::fflush(nullptr);
+    MpiScope::Abort(code);
+  }
+  return code;
 }
 
 }  // namespace
