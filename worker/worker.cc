@@ -3,6 +3,9 @@
 #include <unistd.h>
 
 namespace atp {
+namespace {
+constexpr double kRelayInterval = 0.5;
+}  // namespace
 
 Worker::Worker(Communicator* comm, WorkerOptions options, Clock* clock, const std::atomic<bool>* stop_signal)
     : comm_(comm),
@@ -62,12 +65,22 @@ Status Worker::ForwardEvents(const std::vector<Json>& events) {
     body["attempt_id"] = attempt_id_;
     if (kind == "finished") {
       group_.reset();
+      if (!pending_checkpoint_.is_null()) ATP_RETURN_IF_ERROR(Send(MessageType::kCheckpoint, pending_checkpoint_));
+      pending_checkpoint_ = Json();
+      pending_progress_ = Json();
       ATP_RETURN_IF_ERROR(Send(MessageType::kFinished, std::move(body)));
     } else if (leader_ && kind == "progress") {
-      ATP_RETURN_IF_ERROR(Send(MessageType::kProgress, std::move(body)));
+      pending_progress_ = std::move(body);
     } else if (leader_ && kind == "checkpoint") {
-      ATP_RETURN_IF_ERROR(Send(MessageType::kCheckpoint, std::move(body)));
+      pending_checkpoint_ = std::move(body);
     }
+  }
+  if (clock_->Now() - last_relay_ >= kRelayInterval && (!pending_progress_.is_null() || !pending_checkpoint_.is_null())) {
+    last_relay_ = clock_->Now();
+    if (!pending_checkpoint_.is_null()) ATP_RETURN_IF_ERROR(Send(MessageType::kCheckpoint, pending_checkpoint_));
+    if (!pending_progress_.is_null()) ATP_RETURN_IF_ERROR(Send(MessageType::kProgress, pending_progress_));
+    pending_checkpoint_ = Json();
+    pending_progress_ = Json();
   }
   return Status::Ok();
 }

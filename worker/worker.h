@@ -46,6 +46,12 @@ class Worker {
   int64_t attempt_id_ = 0;
   bool leader_ = true;
   bool preempting_ = false;
+  // Progress and checkpoints reach the coordinator at most every kRelayInterval per job (the
+  // watchdog is local; the coordinator only displays and records them); the latest
+  // checkpoint is always sent before the job's result.
+  double last_relay_ = -1e18;
+  Json pending_progress_;
+  Json pending_checkpoint_;
 };
 
 }  // namespace atp

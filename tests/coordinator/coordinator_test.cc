@@ -1,0 +1,179 @@
+// Coordinator tests over the in-process communicator: worker ranks are threads with real
+// executor processes, so the whole protocol runs without MPI.
+#include "coordinator/coordinator.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "common/in_process_communicator.h"
+#include "worker/worker.h"
+
+namespace atp {
+namespace {
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* binary_dir = std::getenv("ATP_BINARY_DIR");
+    if (!binary_dir) GTEST_SKIP() << "ATP_BINARY_DIR is not set (run through ctest)";
+    executor_ = std::string(binary_dir) + "/tools/atp-sweep";
+    if (!std::filesystem::exists(executor_)) GTEST_SKIP() << executor_ << " is not built";
+    dir_ = std::filesystem::temp_directory_path() / ("atp-coordinator-test-" + std::to_string(::getpid()) + "-" +
+                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // Runs `toml` on a hub whose ranks 1.. live on `nodes`; returns the summary.
+  Result<RunSummary> RunSweep(const std::string& toml, const std::vector<std::string>& nodes,
+                              const std::atomic<bool>* stop = nullptr) {
+    auto sweep = ParseSweep(toml, "test.toml");
+    if (!sweep.ok()) return sweep.status();
+    std::vector<std::string> all_nodes = {"head"};
+    all_nodes.insert(all_nodes.end(), nodes.begin(), nodes.end());
+    InProcessHub hub(static_cast<int>(all_nodes.size()), all_nodes);
+    std::vector<std::thread> workers;
+    std::vector<std::unique_ptr<Communicator>> comms;
+    for (int rank = 1; rank < hub.size(); ++rank) comms.push_back(hub.Connect(rank));
+    for (auto& comm : comms) {
+      workers.emplace_back([this, &comm, stop] {
+        WorkerOptions options;
+        options.executor_binary = executor_;
+        options.heartbeat_interval_s = 0.2;
+        Worker worker(comm.get(), options, RealClock(), stop);
+        EXPECT_TRUE(worker.Run().ok());
+      });
+    }
+    auto store = Store::OpenWriter((dir_ / "r.db").string());
+    if (!store.ok()) return store.status();
+    std::FILE* devnull = std::fopen("/dev/null", "w");
+    ProgressReporter reporter(ProgressMode::kQuiet, devnull, RealClock(), 10);
+    CoordinatorOptions options;
+    options.jobs_dir = (dir_ / "jobs").string();
+    auto coordinator_comm = hub.Connect(0);
+    Coordinator coordinator(coordinator_comm.get(), store->get(), &reporter, options, RealClock(), stop);
+    auto summary = coordinator.Run(*sweep);
+    for (auto& t : workers) t.join();
+    std::fclose(devnull);
+    return summary;
+  }
+
+  std::string Query(const std::string& sql) {
+    sqlite3* db = nullptr;
+    sqlite3_open_v2((dir_ / "r.db").string().c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+    sqlite3_stmt* stmt = nullptr;
+    std::string out;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK) {
+      while (sqlite3_step(stmt) == SQLITE_ROW) {
+        if (!out.empty()) out += ";";
+        const unsigned char* text = sqlite3_column_text(stmt, 0);
+        out += text ? reinterpret_cast<const char*>(text) : "NULL";
+      }
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return out;
+  }
+
+  std::string executor_;
+  std::filesystem::path dir_;
+};
+
+TEST_F(CoordinatorTest, RunsMultiRankJobsOnRanksOfOneNode) {
+  const std::string toml = R"(
+[sweep]
+name = "t"
+code_version = "1"
+[axes]
+seed = [1, 2, 3]
+[[stage]]
+name = "pair"
+method = "sleep"
+params = { seconds = 0.1, steps = 1 }
+ranks = 2
+[[stage]]
+name = "single"
+method = "sleep"
+params = { seconds = 0.05, steps = 1 }
+)";
+  // Ranks 1,2 on node a; 3,4 on node b; 5 alone on node c.
+  auto summary = RunSweep(toml, {"a", "a", "b", "b", "c"});
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  EXPECT_EQ(summary->done, 6);
+  EXPECT_EQ(summary->failed, 0);
+  // Every pair ran on [1,2] or [3,4], never across nodes, and its group summed 1 + 2.
+  for (const std::string& ranks : {Query("select ranks from attempts a join jobs j on j.id=a.job_id where j.stage='pair'")}) {
+    EXPECT_EQ(ranks.find("5"), std::string::npos) << ranks;
+    EXPECT_EQ(ranks.find("[2,3]"), std::string::npos) << ranks;
+  }
+  EXPECT_EQ(Query("select group_concat(value) from metrics m join jobs j on j.id=m.job_id "
+                  "where j.stage='pair' and m.name='group_rank_sum'"),
+            "3.0,3.0,3.0");
+}
+
+TEST_F(CoordinatorTest, FailedUpstreamBlocksDownstreamAndOthersFinish) {
+  const std::string toml = R"(
+[sweep]
+name = "t"
+code_version = "1"
+[retry]
+max_attempts = 2
+[axes]
+seed = [1, 2]
+[[stage]]
+name = "first"
+method = "sleep"
+params = { seconds = 0.05, steps = 1 }
+[[override]]
+when = { seed = 2 }
+set = { fail = "throw" }
+[[stage]]
+name = "second"
+method = "sleep"
+params = { seconds = 0.05, steps = 1 }
+depends_on = [{ stage = "first", match = ["seed"] }]
+)";
+  auto summary = RunSweep(toml, {"a", "a"});
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  EXPECT_EQ(summary->done, 2);
+  EXPECT_EQ(summary->failed, 1);
+  EXPECT_EQ(summary->blocked, 1);
+  EXPECT_EQ(Query("select attempts||' '||failure_class from jobs where state='failed'"), "2 error");
+  EXPECT_NE(Query("select error from jobs where state='blocked'").find("upstream job"), std::string::npos);
+}
+
+TEST_F(CoordinatorTest, StopRequestPreemptsRunningJobsWithoutSpendingRetries) {
+  const std::string toml = R"(
+[sweep]
+name = "t"
+code_version = "1"
+[axes]
+seed = [1, 2, 3, 4]
+[[stage]]
+name = "long"
+method = "sleep"
+params = { seconds = 20, steps = 40 }
+)";
+  std::atomic<bool> stop{false};
+  std::thread trigger([&stop] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    stop = true;
+  });
+  auto summary = RunSweep(toml, {"a", "a"}, &stop);
+  trigger.join();
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  EXPECT_TRUE(summary->interrupted);
+  EXPECT_EQ(summary->done, 0);
+  EXPECT_EQ(Query("select count(*) from attempts where failure_class='preempted'"), "2");
+  EXPECT_EQ(Query("select count(*) from jobs where state='pending' and attempts=0"), "4");
+  EXPECT_EQ(Query("select count(*) from jobs where checkpoint_path like '%checkpoint.json'"), "2");
+  EXPECT_EQ(Query("select status from runs"), "interrupted");
+}
+
+}  // namespace
+}  // namespace atp

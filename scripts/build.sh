@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Configures and builds atp into build/ (override with ATP_BUILD_DIR). Extra CMake flags may
+# be passed, e.g. -DCMAKE_PREFIX_PATH=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${ATP_BUILD_DIR:-$ROOT/build}
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" > "$BUILD.configure.log" 2>&1 ||
+  { cat "$BUILD.configure.log"; exit 1; }
+cmake --build "$BUILD" -j "$(nproc)"
