@@ -24,6 +24,13 @@ struct sqlite3;
 
 namespace atp {
 
+class StatementCache;
+
+// The schema this build creates, migrates to and reads (meta.schema_version; docs/schema.md).
+inline constexpr int kStoreSchemaVersion = 1;
+// PRAGMA application_id of every atp results database ("ATPR"), so tools can tell it apart.
+inline constexpr int32_t kStoreApplicationId = 0x41545052;
+
 // Where and how a run happened; one row per coordinator start (its epoch).
 struct Provenance {
   std::string atp_version;
@@ -82,6 +89,7 @@ class Store {
   static Result<std::unique_ptr<Store>> OpenWriter(const std::string& path);
 
   // Starts a coordinator epoch: a `runs` row with the provenance. Returns the epoch id.
+  // Earlier runs that never ended (their coordinator died) get status 'lost'.
   Result<int64_t> BeginRun(const Provenance& provenance);
   // Marks the run finished with a short status ("completed", "interrupted", "failed: ...").
   Status EndRun(int64_t epoch, const std::string& status);
@@ -118,6 +126,7 @@ class Store {
   Result<int64_t> StartAttempt(int64_t job_id, int64_t epoch, const std::string& host,
                                const std::vector<int>& ranks);
   // Throttled by the caller; stored on the attempt (progress_step, progress_total, progress_at).
+  // Progress of an attempt that has already ended is ignored; an unknown attempt is NotFound.
   Status UpdateProgress(int64_t attempt_id, int64_t step, int64_t total);
   Status RecordCheckpoint(int64_t job_id, int64_t attempt_id, const std::string& path);
   // Attempt -> done, job -> done with metrics, outputs, artifacts and duration.
@@ -126,7 +135,9 @@ class Store {
   // attempts + 1 when `counts_attempt`.
   Status FailAttempt(int64_t attempt_id, int64_t job_id, FailureClass failure, const std::string& message,
                      JobState next, bool counts_attempt);
-  // Job -> blocked (an upstream job failed), with the reason.
+  // Job -> blocked (an upstream job failed), with the reason. Blocking a blocked job is a no-op.
+  // Every transition checks the states it starts from: a job or attempt in another state is
+  // FailedPrecondition (e.g. the late result of an attempt already declared hung) and writes nothing.
   Status BlockJob(int64_t job_id, const std::string& reason);
 
   sqlite3* handle() { return db_; }  // for tests and StoreReader-style queries
@@ -137,6 +148,8 @@ class Store {
   int lock_fd_;
   std::string path_;
   int batch_depth_ = 0;
+  int64_t epoch_ = 0;                           // of BeginRun; events before it carry no epoch
+  std::unique_ptr<StatementCache> statements_;  // prepared once per connection, reused
 };
 
 }  // namespace atp

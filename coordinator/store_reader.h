@@ -33,19 +33,32 @@ class StoreReader {
   // NotFound when the file does not exist; InvalidArgument when it is not an atp database.
   static Result<std::unique_ptr<StoreReader>> Open(const std::string& path);
 
-  // {"sweeps":[{id,name,path,created_at,jobs}], ...}
+  // Times are seconds since the Unix epoch. "The latest sweep" is the one submitted last
+  // (a resubmission makes a sweep the latest again). Unknown sweep ids are NotFound.
+
+  // {"sweeps":[{id,name,path,code_version,created_at,submitted_at,jobs}]}, latest first.
   Result<Json> Sweeps();
-  // Summary of one sweep (default latest): {"sweep":{id,name,...}, "counts":{"pending":n,...},
-  //  "stages":[{"stage":..,"pending":..,"running":..,"done":..,"failed":..,"blocked":..}],
-  //  "failures":[{"class":..,"count":..}], "running":[{key,stage,method,host,ranks,step,total,started_at}],
-  //  "run":{epoch, started_at, heartbeat_at, ended_at, status, hosts...}, "eta_s": number|null}
+  // Summary of one sweep (default latest), read from one snapshot:
+  //  {"sweep":{id,name,path,code_version,created_at,submitted_at,jobs}, "now": time,
+  //   "counts":{"pending":n,"running":n,"done":n,"failed":n,"blocked":n,"total":n},
+  //   "stages":[{"stage":..,"pending":..,"running":..,"done":..,"failed":..,"blocked":..,"total":..}] in sweep order,
+  //   "failures":[{"class":..,"count":attempts,"jobs":n,"last_error":..,"last_at":..}] (failed and lost attempts),
+  //   "running":[{key,stage,method,dataset,seed,host,ranks:[..],attempt,step,total,progress_at,started_at,epoch}],
+  //   "run":{epoch,started_at,heartbeat_at,ended_at,status,hosts,world_size,hostname,pid,atp_version,
+  //          git_commit,heartbeat_age_s} of the latest coordinator run, or null,
+  //   "eta_s": rough seconds left, null while no remaining kind of job has ever finished}
   Result<Json> Summary(std::optional<int64_t> sweep_id);
-  // {"jobs":[{key,stage,method,dataset,seed,state,attempts,failure_class,error,duration_s,host,ranks}], "total": n}
+  // {"sweep_id":..,"jobs":[{key,stage,method,dataset,seed,state,attempts,lost_attempts,failure_class,error,
+  //   duration_s,host,ranks (needed),ranks_used ([..] or null),params,started_at,ended_at}],
+  //  "total": n matching, "limit":.., "offset":..} in sweep order. An unknown state or a negative
+  //  limit/offset is InvalidArgument; limit is capped at 10,000.
   Result<Json> Jobs(const JobQuery& query);
-  // {"metrics":[{key,stage,method,dataset,seed,name,value}]} for done jobs of the sweep.
+  // {"sweep_id":..,"metrics":[{key,stage,method,dataset,seed,name,value,params}],"total":n,"limit":..,
+  //  "offset":..} for done jobs of the sweep (default latest); value is null for a NaN metric.
   Result<Json> Metrics(std::optional<int64_t> sweep_id, int64_t limit, int64_t offset);
 
-  // The text `atp status` prints for Summary(): per-stage counts, failure classes, running jobs.
+  // The text `atp status` prints for Summary(): the sweep, the run's state and heartbeat age,
+  // per-stage counts, the estimate, failure classes with the last message, running jobs.
   static std::string FormatSummary(const Json& summary);
 
   sqlite3* handle() { return db_; }
