@@ -12,6 +12,10 @@ constexpr int kMaxMessagesPerRound = 512;  // drained per loop round, then one c
 
 std::string ShortKey(const std::string& key) { return key.substr(0, 12); }
 
+// Jobs shorter than this are queued behind a running job of the same kind (Prefetch): for
+// them the round trip to the coordinator would cost more than the job.
+constexpr double kShortJobSeconds = 0.25;
+
 // Group tags must be unique among groups being formed at once and within MPI_TAG_UB
 // (at least 32767 by the standard).
 int GroupTag(int64_t attempt_id) { return static_cast<int>(attempt_id % 32000) + 1; }
@@ -102,6 +106,19 @@ Status Coordinator::Dispatch(const Assignment& assignment) {
   return Status::Ok();
 }
 
+std::string Coordinator::DurationKey(const JobSpec& spec) {
+  return spec.stage + "|" + spec.method + "|" + spec.dataset();
+}
+
+bool Coordinator::IsShortJob(int64_t job_id) const {
+  const JobRecord& job = jobs_.at(job_id);
+  auto it = observed_durations_.find(DurationKey(job.spec));
+  if (it != observed_durations_.end() && it->second.second >= 3) {
+    return it->second.first / it->second.second < kShortJobSeconds;
+  }
+  return job.spec.expected_seconds > 0 && job.spec.expected_seconds < kShortJobSeconds;
+}
+
 Status Coordinator::Block(const std::vector<int64_t>& ids, int64_t cause) {
   const std::string reason = "upstream job " + ShortKey(jobs_[cause].key) + " (" + jobs_[cause].spec.stage + "/" +
                              jobs_[cause].spec.method + ") failed";
@@ -149,6 +166,9 @@ Status Coordinator::EndAttempt(LiveAttempt attempt, const Json& outcome) {
     ATP_RETURN_IF_ERROR(store_->CompleteAttempt(attempt.attempt_id, job.id, result));
     job.state = JobState::kDone;
     job.outputs = result.outputs;
+    auto& observed = observed_durations_[DurationKey(job.spec)];
+    observed.first += now - attempt.started;
+    observed.second += 1;
     counts_done_ += 1;
     finish_times_.push_back(now);
     std::vector<int64_t> none;
@@ -257,8 +277,10 @@ Status Coordinator::CheckHeartbeats() {
     lost_ranks_ += 1;
     reporter_->Message("rank " + std::to_string(rank) + " on " + state.node + " silent for " +
                        FormatDuration(now - state.last_seen) + ": marked lost; its job is retried elsewhere");
-    int64_t job_id = scheduler_->OnRankLost(rank);
-    if (job_id == 0) continue;
+    std::vector<int64_t> lost_jobs = scheduler_->QueuedOnRank(rank);
+    int64_t running_job = scheduler_->OnRankLost(rank);
+    if (running_job != 0) lost_jobs.insert(lost_jobs.begin(), running_job);
+    for (int64_t job_id : lost_jobs) {
     for (auto it = attempts_.begin(); it != attempts_.end(); ++it) {
       if (it->second.job_id != job_id) continue;
       LiveAttempt lost = std::move(it->second);
@@ -272,6 +294,7 @@ Status Coordinator::CheckHeartbeats() {
                       {"message", "rank " + std::to_string(rank) + " on " + state.node + " stopped answering"}};
       ATP_RETURN_IF_ERROR(EndAttempt(std::move(lost), outcome));
       break;
+    }
     }
   }
   return FailUnschedulable();
@@ -332,7 +355,7 @@ Result<RunSummary> Coordinator::Run(const Sweep& sweep) {
   for (auto& record : records) {
     double expected = record.spec.expected_seconds;
     if (expected <= 0) {
-      auto it = durations.find(record.spec.stage + "|" + record.spec.method + "|" + record.spec.dataset());
+      auto it = durations.find(DurationKey(record.spec));
       expected = it != durations.end() ? it->second : 1.0;
     }
     scheduler_->AddJob(SchedulerJob{record.id, record.spec.ranks, record.upstream_ids, expected}, record.state);
@@ -361,6 +384,9 @@ Result<RunSummary> Coordinator::Run(const Sweep& sweep) {
     ATP_RETURN_IF_ERROR(store_->BeginBatch());
     if (!preempting_) {
       for (const Assignment& a : scheduler_->Schedule()) ATP_RETURN_IF_ERROR(Dispatch(a));
+      for (const Assignment& a : scheduler_->Prefetch([this](int64_t job) { return IsShortJob(job); })) {
+        ATP_RETURN_IF_ERROR(Dispatch(a));
+      }
     }
     bool finished = preempting_ ? scheduler_->running() == 0 : !scheduler_->HasWork();
     if (finished) {

@@ -76,6 +76,8 @@ class Coordinator {
   Status CheckHeartbeats();
   void Broadcast(int type);
   ProgressSnapshot Snapshot() const;
+  static std::string DurationKey(const JobSpec& spec);
+  bool IsShortJob(int64_t job_id) const;
 
   Communicator* comm_;
   Store* store_;
@@ -93,6 +95,7 @@ class Coordinator {
   std::unordered_map<int64_t, LiveAttempt> attempts_;   // by attempt id
   std::unordered_map<int64_t, int> node_lost_retries_;  // by job id, this run
   std::vector<double> finish_times_;                     // recent completions, for the rate
+  std::map<std::string, std::pair<double, int>> observed_durations_;  // this run: (sum, count) by DurationKey
   int64_t counts_done_ = 0, counts_failed_ = 0, counts_blocked_ = 0;
   int64_t ran_ = 0;
   int lost_ranks_ = 0;

@@ -136,8 +136,48 @@ std::vector<Assignment> Scheduler::Schedule() {
   return out;
 }
 
-void Scheduler::FreeRanks(JobNode& job) {
+std::vector<Assignment> Scheduler::Prefetch(const std::function<bool(int64_t)>& short_enough) {
+  std::vector<Assignment> out;
+  auto singles = ready_by_ranks_.find(1);
+  if (singles == ready_by_ranks_.end()) return out;
+  for (const auto& [k, heap] : ready_by_ranks_) {
+    if (k > 1 && !heap.empty()) return out;
+  }
+  for (const auto& [rank, running_job] : job_on_rank_) {
+    if (singles->second.empty()) break;
+    if (queued_on_rank_.count(rank) || jobs_[running_job].ranks != 1 || !short_enough(running_job)) continue;
+    int64_t job_id = singles->second.top().job_id;
+    singles->second.pop();
+    ready_count_ -= 1;
+    JobNode& job = jobs_[job_id];
+    job.assigned = {rank};
+    job.state = JobState::kRunning;
+    running_ += 1;
+    queued_on_rank_[rank] = job_id;
+    out.push_back(Assignment{job_id, {rank}});
+  }
+  return out;
+}
+
+std::vector<int64_t> Scheduler::QueuedOnRank(int rank) const {
+  auto it = queued_on_rank_.find(rank);
+  if (it == queued_on_rank_.end()) return {};
+  return {it->second};
+}
+
+void Scheduler::FreeRanks(int64_t job_id, JobNode& job) {
   for (int r : job.assigned) {
+    auto queued = queued_on_rank_.find(r);
+    if (queued != queued_on_rank_.end()) {
+      if (queued->second != job_id) {
+        // The running job ended: the queued one is now running; the rank stays busy.
+        job_on_rank_[r] = queued->second;
+        queued_on_rank_.erase(queued);
+        continue;
+      }
+      queued_on_rank_.erase(queued);  // the queued job itself ended before it started
+      continue;
+    }
     job_on_rank_.erase(r);
     auto node_it = node_of_rank_.find(r);
     if (node_it == node_of_rank_.end()) continue;  // a lost rank is forgotten
@@ -153,7 +193,7 @@ void Scheduler::OnAttemptEnded(int64_t job_id, Outcome outcome, std::vector<int6
   JobNode& job = it->second;
   if (job.state == JobState::kRunning) {
     running_ -= 1;
-    FreeRanks(job);
+    FreeRanks(job_id, job);
   }
   switch (outcome) {
     case Outcome::kDone:

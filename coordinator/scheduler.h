@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <queue>
 #include <string>
@@ -51,6 +52,15 @@ class Scheduler {
 
   // Assigns as many ready jobs as fit onto idle ranks.
   std::vector<Assignment> Schedule();
+
+  // Pipelining for short jobs: on a live rank running a single-rank job for which
+  // `short_enough(job id)` holds, queue the next ready single-rank job, so the worker starts it
+  // the moment the current one ends instead of waiting for a round trip to the coordinator.
+  // Never done while a multi-rank job is ready (it may need those ranks). Queued jobs count as
+  // running.
+  std::vector<Assignment> Prefetch(const std::function<bool(int64_t)>& short_enough);
+  // The jobs queued behind the running job of `rank` (at most one).
+  std::vector<int64_t> QueuedOnRank(int rank) const;
 
   // The attempt ended. done: dependents may become ready. failed: the job and everything
   // below it are blocked (their ids are appended to `newly_blocked`). retry: the job is ready
@@ -102,7 +112,7 @@ class Scheduler {
 
   void MakeReady(int64_t job_id);
   void Block(int64_t job_id, std::vector<int64_t>* newly_blocked);
-  void FreeRanks(JobNode& job);
+  void FreeRanks(int64_t job_id, JobNode& job);
   int MaxLiveNodeSize() const;
 
   std::unordered_map<int64_t, JobNode> jobs_;
@@ -110,7 +120,8 @@ class Scheduler {
   std::map<int, std::priority_queue<ReadyEntry>> ready_by_ranks_;  // keyed by ranks needed
   std::map<std::string, Node> nodes_;
   std::unordered_map<int, std::string> node_of_rank_;
-  std::unordered_map<int, int64_t> job_on_rank_;
+  std::unordered_map<int, int64_t> job_on_rank_;     // the job a rank is running
+  std::unordered_map<int, int64_t> queued_on_rank_;  // the job queued behind it (Prefetch)
   std::vector<int64_t> unschedulable_;
   int64_t ready_count_ = 0;
   int64_t running_ = 0;

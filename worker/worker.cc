@@ -19,6 +19,19 @@ Status Worker::Send(MessageType type, Json body) {
 }
 
 Status Worker::HandleAssign(const Json& body) {
+  if (runner_.busy() || !queued_.empty()) {
+    queued_.push_back(body);
+    return Status::Ok();
+  }
+  return StartJob(body);
+}
+
+Status Worker::ReportNotStarted(const Json& body, const std::string& failure_class, const std::string& message) {
+  return Send(MessageType::kFinished, Json{{"job_id", body.at("job_id")}, {"attempt_id", body.at("attempt_id")},
+                                           {"ok", false}, {"failure_class", failure_class}, {"message", message}});
+}
+
+Status Worker::StartJob(const Json& body) {
   JobRequest request;
   request.job_id = body.at("job_id").get<int64_t>();
   request.attempt_id = body.at("attempt_id").get<int64_t>();
@@ -98,6 +111,16 @@ Status Worker::Run() {
       if (!events.ok()) return events.status();
       ATP_RETURN_IF_ERROR(ForwardEvents(*events));
     }
+    if (!runner_.busy() && !queued_.empty()) {
+      Json next = std::move(queued_.front());
+      queued_.pop_front();
+      if (preempting_) {
+        ATP_RETURN_IF_ERROR(ReportNotStarted(next, "preempted", "stopped before it started"));
+      } else {
+        ATP_RETURN_IF_ERROR(StartJob(next));
+      }
+      continue;
+    }
     auto envelope = comm_->Receive(runner_.busy() ? 0.0 : 0.05);
     if (!envelope.ok()) return envelope.status();
     if (envelope->has_value()) {
@@ -110,8 +133,19 @@ Status Worker::Run() {
         case MessageType::kPreempt:
           preempting_ = true;
           runner_.RequestStop();
+          while (!queued_.empty()) {
+            ATP_RETURN_IF_ERROR(ReportNotStarted(queued_.front(), "preempted", "stopped before it started"));
+            queued_.pop_front();
+          }
           break;
         case MessageType::kCancel:
+          for (auto it = queued_.begin(); it != queued_.end(); ++it) {
+            if (it->value("attempt_id", int64_t{0}) == message->body.value("attempt_id", int64_t{0})) {
+              ATP_RETURN_IF_ERROR(ReportNotStarted(*it, "node_lost", "cancelled before it started"));
+              queued_.erase(it);
+              break;
+            }
+          }
           if (runner_.busy() && message->body.value("attempt_id", int64_t{0}) == attempt_id_) {
             runner_.KillExecutor();
             (void)runner_.Poll(0);  // consumes the dead executor's state

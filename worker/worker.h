@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <string>
 
@@ -33,6 +34,8 @@ class Worker {
 
  private:
   Status HandleAssign(const Json& body);
+  Status StartJob(const Json& body);
+  Status ReportNotStarted(const Json& body, const std::string& failure_class, const std::string& message);
   Status Send(MessageType type, Json body);
   Status ForwardEvents(const std::vector<Json>& events);
 
@@ -52,6 +55,8 @@ class Worker {
   double last_relay_ = -1e18;
   Json pending_progress_;
   Json pending_checkpoint_;
+  // Assignments queued behind the running job (the coordinator pipelines short jobs).
+  std::deque<Json> queued_;
 };
 
 }  // namespace atp
