@@ -2,6 +2,7 @@
 // LoadSweepFile/ParseSweep do all validation before anything runs; every error names the
 // file, the line and the key. The result lists the jobs in dependency order (each job after
 // all of its upstream jobs). Plain value type; the functions are thread-safe.
+// The file format is documented for users in docs/sweep_format.md.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +20,11 @@ struct StageInfo {
   std::string name;
   std::string method_summary;               // e.g. "sleep" or "coop, cocoop"
   std::vector<std::string> depends_on;      // stage names
+  // Points of the stage's product that never became jobs, so nothing is dropped silently:
+  int64_t excluded_points = 0;  // removed by [[exclude]] rules
+  int64_t merged_points = 0;    // collapsed onto an earlier point with the same job key
+                                // (e.g. an axis the job's method does not take, or an
+                                // [[include]] repeating a point of the product)
 };
 
 struct Sweep {
@@ -28,6 +34,9 @@ struct Sweep {
   std::string code_version;
   std::vector<StageInfo> stages;   // in dependency order
   std::vector<JobSpec> jobs;       // upstream jobs always come before the jobs that depend on them
+  // Things that are legal but probably unintended, e.g. an [[override]] or [[exclude]] that
+  // matched no job; each names the file and line. Shown by FormatDryRun.
+  std::vector<std::string> warnings;
 
   // Number of jobs per stage, in stage order.
   std::vector<std::pair<std::string, int64_t>> CountsByStage() const;
