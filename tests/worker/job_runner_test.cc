@@ -1,0 +1,439 @@
+#include "worker/job_runner.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/in_process_communicator.h"
+#include "common/job_spec.h"
+#include "common/method_catalog.h"
+
+namespace atp {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Every job here finishes in well under a second; this only stops a broken runner from
+// hanging the suite.
+constexpr double kGiveUpAfterSeconds = 60;
+
+class JobRunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* binary_dir = std::getenv("ATP_BINARY_DIR");
+    if (!binary_dir || !*binary_dir) {
+      GTEST_SKIP() << "ATP_BINARY_DIR is not set; run through ctest, or set it to the CMake build directory";
+    }
+    executor_ = std::string(binary_dir) + "/tools/atp-sweep";
+    if (::access(executor_.c_str(), X_OK) != 0) {
+      GTEST_SKIP() << executor_ << " is missing: build the atp-sweep target first";
+    }
+    std::string pattern = (fs::temp_directory_path() / "atp-job-runner-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr) << std::strerror(errno);
+    dir_ = pattern;
+    runner_ = std::make_unique<JobRunner>(executor_, RealClock());
+  }
+
+  void TearDown() override {
+    runner_.reset();  // kills the executor before its directory goes
+    if (!dir_.empty()) {
+      std::error_code ec;
+      fs::remove_all(dir_, ec);
+    }
+  }
+
+  // A sleep job with `params` resolved through the catalog, as the coordinator sends it.
+  JobRequest SleepJob(const Json& params, const std::string& name = "job") {
+    auto resolved = ResolveMethodParams(*FindMethod("sleep"), params);
+    EXPECT_TRUE(resolved.ok()) << resolved.status().ToString();
+    JobSpec spec;
+    spec.stage = "test";
+    spec.method = "sleep";
+    spec.params = resolved.ok() ? *resolved : Json::object();
+    spec.code_version = "1";
+    JobRequest request;
+    request.job_id = ++next_job_id_;
+    request.attempt_id = next_job_id_ * 10;
+    request.spec = spec.ToJson();
+    request.workdir = (fs::path(dir_) / name).string();
+    request.hang_timeout_s = 60;
+    return request;
+  }
+
+  // Polls until the job's "finished" event; returns every event in order (the last one is
+  // "finished", or the list is empty when the runner never finished the job).
+  std::vector<Json> RunToEnd() {
+    std::vector<Json> events;
+    auto give_up = std::chrono::steady_clock::now() + std::chrono::duration<double>(kGiveUpAfterSeconds);
+    while (std::chrono::steady_clock::now() < give_up) {
+      auto polled = runner_->Poll(0.05);
+      EXPECT_TRUE(polled.ok()) << polled.status().ToString();
+      if (!polled.ok()) break;
+      for (auto& event : *polled) {
+        events.push_back(event);
+        if (event.value("event", "") == "finished") {
+          EXPECT_FALSE(runner_->busy());
+          return events;
+        }
+      }
+    }
+    ADD_FAILURE() << "the job did not finish within " << kGiveUpAfterSeconds << " s";
+    return {};
+  }
+
+  void Start(const JobRequest& request) {
+    Status started = runner_->Start(request, nullptr, 0, 1);
+    EXPECT_TRUE(started.ok()) << started.ToString();
+    EXPECT_TRUE(runner_->busy());
+    EXPECT_EQ(runner_->running_job(), request.job_id);
+  }
+
+  Json Run(const JobRequest& request) {
+    Start(request);
+    std::vector<Json> events = RunToEnd();
+    return events.empty() ? Json::object() : events.back();
+  }
+
+  static std::vector<Json> OfKind(const std::vector<Json>& events, const std::string& kind) {
+    std::vector<Json> out;
+    for (const auto& e : events) {
+      if (e.value("event", "") == kind) out.push_back(e);
+    }
+    return out;
+  }
+
+  static bool ProcessGone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
+
+  static std::string ReadFile(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }
+
+  std::string executor_;
+  std::string dir_;
+  std::unique_ptr<JobRunner> runner_;
+  int64_t next_job_id_ = 0;
+};
+
+TEST_F(JobRunnerTest, SleepJobSucceedsWithMetrics) {
+  Json finished = Run(SleepJob(Json{{"seconds", 0.05}, {"steps", 2}, {"value", 0.75}}));
+  ASSERT_TRUE(finished.value("ok", false)) << finished.dump();
+  const Json& metrics = finished.at("metrics");
+  EXPECT_DOUBLE_EQ(metrics.at("value").get<double>(), 0.75);
+  EXPECT_DOUBLE_EQ(metrics.at("steps").get<double>(), 2);
+  EXPECT_DOUBLE_EQ(metrics.at("resumed_from_step").get<double>(), 0);
+  EXPECT_DOUBLE_EQ(metrics.at("group_rank_sum").get<double>(), 1);  // one rank: identity
+  EXPECT_DOUBLE_EQ(finished.at("outputs").at("value").get<double>(), 0.75);
+}
+
+TEST_F(JobRunnerTest, RelaysProgressEvents) {
+  Start(SleepJob(Json{{"seconds", 0.05}, {"steps", 3}}));
+  std::vector<Json> events = RunToEnd();
+  ASSERT_FALSE(events.empty());
+  std::vector<Json> progress = OfKind(events, "progress");
+  std::vector<int64_t> steps;
+  for (const auto& p : progress) {
+    EXPECT_EQ(p.at("total").get<int64_t>(), 3);
+    steps.push_back(p.at("step").get<int64_t>());
+  }
+  EXPECT_EQ(steps, (std::vector<int64_t>{0, 1, 2, 3}));
+}
+
+TEST_F(JobRunnerTest, ReportsCheckpointsThatExist) {
+  Start(SleepJob(Json{{"seconds", 0.05}, {"steps", 2}}));
+  std::vector<Json> events = RunToEnd();
+  std::vector<Json> checkpoints = OfKind(events, "checkpoint");
+  ASSERT_FALSE(checkpoints.empty());
+  const std::string path = checkpoints.back().at("path").get<std::string>();
+  ASSERT_TRUE(fs::exists(path)) << path;
+  EXPECT_EQ(Json::parse(ReadFile(path)).at("step").get<int64_t>(), 2);
+}
+
+TEST_F(JobRunnerTest, WritesTheAttemptLogInTheWorkdir) {
+  JobRequest request = SleepJob(Json{{"seconds", 0.01}, {"steps", 1}});
+  request.attempt = 2;
+  Json finished = Run(request);
+  ASSERT_TRUE(finished.value("ok", false)) << finished.dump();
+  const std::string log = request.workdir + "/attempt-2.log";
+  ASSERT_TRUE(fs::exists(log)) << log;
+  EXPECT_NE(ReadFile(log).find("sleep"), std::string::npos) << ReadFile(log);
+  // The log is recorded as an artifact of the attempt.
+  bool listed = false;
+  for (const auto& artifact : finished.value("artifacts", Json::array())) {
+    if (artifact.at(0) == "log" && artifact.at(1) == log) listed = true;
+  }
+  EXPECT_TRUE(listed) << finished.dump();
+}
+
+TEST_F(JobRunnerTest, ThrownErrorIsClassifiedAsError) {
+  Json finished = Run(SleepJob(Json{{"seconds", 0.01}, {"steps", 1}, {"fail", "throw"}}));
+  EXPECT_FALSE(finished.value("ok", true));
+  EXPECT_EQ(finished.value("failure_class", ""), "error");
+  EXPECT_NE(finished.value("message", "").find("requested failure"), std::string::npos) << finished.dump();
+}
+
+TEST_F(JobRunnerTest, SegfaultIsClassifiedAsCrashNamingTheSignal) {
+  Json finished = Run(SleepJob(Json{{"seconds", 0.01}, {"steps", 1}, {"fail", "segfault"}}));
+  EXPECT_FALSE(finished.value("ok", true));
+  EXPECT_EQ(finished.value("failure_class", ""), "crash");
+  EXPECT_NE(finished.value("message", "").find("SIGSEGV"), std::string::npos) << finished.dump();
+}
+
+TEST_F(JobRunnerTest, AbortIsClassifiedAsCrashNamingTheSignal) {
+  Json finished = Run(SleepJob(Json{{"seconds", 0.01}, {"steps", 1}, {"fail", "abort"}}));
+  EXPECT_EQ(finished.value("failure_class", ""), "crash");
+  EXPECT_NE(finished.value("message", "").find("SIGABRT"), std::string::npos) << finished.dump();
+}
+
+TEST_F(JobRunnerTest, ExitWithoutResultIsClassifiedAsCrash) {
+  Json finished = Run(SleepJob(Json{{"seconds", 0.01}, {"steps", 1}, {"fail", "exit"}}));
+  EXPECT_EQ(finished.value("failure_class", ""), "crash");
+  EXPECT_NE(finished.value("message", "").find("code 3"), std::string::npos) << finished.dump();
+}
+
+TEST_F(JobRunnerTest, KernelStyleKillIsClassifiedAsOom) {
+  Json finished = Run(SleepJob(Json{{"seconds", 0.01}, {"steps", 1}, {"fail", "oom_kill"}}));
+  EXPECT_FALSE(finished.value("ok", true));
+  EXPECT_EQ(finished.value("failure_class", ""), "oom");
+  EXPECT_NE(finished.value("message", "").find("SIGKILL"), std::string::npos) << finished.dump();
+}
+
+TEST_F(JobRunnerTest, BadAllocIsClassifiedAsOom) {
+  Json finished = Run(SleepJob(Json{{"seconds", 0.01}, {"steps", 1}, {"fail", "bad_alloc"}}));
+  EXPECT_EQ(finished.value("failure_class", ""), "oom");
+}
+
+TEST_F(JobRunnerTest, MethodFailureClassesPassThrough) {
+  EXPECT_EQ(Run(SleepJob(Json{{"seconds", 0.01}, {"steps", 1}, {"fail", "nan"}})).value("failure_class", ""),
+            "diverged");
+  EXPECT_EQ(Run(SleepJob(Json{{"seconds", 0.01}, {"steps", 1}, {"fail", "user_error"}})).value("failure_class", ""),
+            "user_error");
+}
+
+TEST_F(JobRunnerTest, UnknownMethodIsAUserError) {
+  JobRequest request = SleepJob(Json::object());
+  request.spec["method"] = "no-such-method";
+  Json finished = Run(request);
+  EXPECT_EQ(finished.value("failure_class", ""), "user_error");
+  EXPECT_NE(finished.value("message", "").find("no-such-method"), std::string::npos) << finished.dump();
+}
+
+TEST_F(JobRunnerTest, HungJobIsKilledAfterItsHangTimeout) {
+  JobRequest request = SleepJob(Json{{"seconds", 1.0}, {"steps", 2}, {"fail", "hang"}});
+  request.hang_timeout_s = 1;
+  Start(request);
+  const pid_t executor = runner_->executor_pid();
+  ASSERT_GT(executor, 0);
+  std::vector<Json> events = RunToEnd();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().value("failure_class", ""), "hung") << events.back().dump();
+  EXPECT_FALSE(events.back().value("ok", true));
+  // The executor and its process group are gone.
+  EXPECT_EQ(runner_->executor_pid(), -1);
+  EXPECT_TRUE(ProcessGone(executor));
+  EXPECT_TRUE(::kill(-executor, 0) != 0 && errno == ESRCH);
+}
+
+TEST_F(JobRunnerTest, NextJobRunsAfterACrash) {
+  Json crashed = Run(SleepJob(Json{{"seconds", 0.01}, {"steps", 1}, {"fail", "segfault"}}, "crash"));
+  ASSERT_EQ(crashed.value("failure_class", ""), "crash");
+  Json next = Run(SleepJob(Json{{"seconds", 0.01}, {"steps", 1}, {"value", 2.0}}, "next"));
+  ASSERT_TRUE(next.value("ok", false)) << next.dump();
+  EXPECT_DOUBLE_EQ(next.at("metrics").at("value").get<double>(), 2.0);
+}
+
+TEST_F(JobRunnerTest, NextJobRunsAfterAHang) {
+  JobRequest hung = SleepJob(Json{{"seconds", 1.0}, {"steps", 2}, {"fail", "hang"}}, "hung");
+  hung.hang_timeout_s = 1;
+  ASSERT_EQ(Run(hung).value("failure_class", ""), "hung");
+  Json next = Run(SleepJob(Json{{"seconds", 0.01}, {"steps", 1}}, "next"));
+  EXPECT_TRUE(next.value("ok", false)) << next.dump();
+}
+
+TEST_F(JobRunnerTest, ReusesTheExecutorAfterASuccess) {
+  ASSERT_TRUE(Run(SleepJob(Json{{"seconds", 0.01}, {"steps", 1}}, "first")).value("ok", false));
+  const pid_t executor = runner_->executor_pid();
+  ASSERT_GT(executor, 0);
+  ASSERT_TRUE(Run(SleepJob(Json{{"seconds", 0.01}, {"steps", 1}}, "second")).value("ok", false));
+  EXPECT_EQ(runner_->executor_pid(), executor);
+}
+
+TEST_F(JobRunnerTest, StartWhileBusyIsRefused) {
+  Start(SleepJob(Json{{"seconds", 0.2}, {"steps", 2}}, "first"));
+  Status second = runner_->Start(SleepJob(Json::object(), "second"), nullptr, 0, 1);
+  EXPECT_EQ(second.code(), StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(RunToEnd().empty());
+}
+
+TEST_F(JobRunnerTest, RequestStopPreemptsWithACheckpoint) {
+  // Long enough that the stop arrives mid-run; it ends the job within a step.
+  Start(SleepJob(Json{{"seconds", 30.0}, {"steps", 300}}));
+  std::vector<Json> events;
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::duration<double>(kGiveUpAfterSeconds);
+  // Wait for the first checkpoint, so that the job is past its start.
+  while (OfKind(events, "checkpoint").empty() && std::chrono::steady_clock::now() < give_up) {
+    auto polled = runner_->Poll(0.05);
+    ASSERT_TRUE(polled.ok());
+    events.insert(events.end(), polled->begin(), polled->end());
+  }
+  ASSERT_FALSE(OfKind(events, "checkpoint").empty());
+  const size_t before_stop = OfKind(events, "checkpoint").size();
+  runner_->RequestStop();
+  std::vector<Json> rest = RunToEnd();
+  ASSERT_FALSE(rest.empty());
+  const Json& finished = rest.back();
+  EXPECT_EQ(finished.value("failure_class", ""), "preempted") << finished.dump();
+  std::vector<Json> checkpoints = OfKind(rest, "checkpoint");
+  ASSERT_FALSE(checkpoints.empty()) << "no checkpoint written on stop (" << before_stop << " before)";
+  EXPECT_TRUE(fs::exists(checkpoints.back().at("path").get<std::string>()));
+  // A stopped executor is retired.
+  EXPECT_EQ(runner_->executor_pid(), -1);
+}
+
+TEST_F(JobRunnerTest, ResumesFromTheCheckpointOfAStoppedJob) {
+  JobRequest first = SleepJob(Json{{"seconds", 30.0}, {"steps", 300}});
+  Start(first);
+  std::vector<Json> events;
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::duration<double>(kGiveUpAfterSeconds);
+  while (OfKind(events, "checkpoint").size() < 2 && std::chrono::steady_clock::now() < give_up) {
+    auto polled = runner_->Poll(0.05);
+    ASSERT_TRUE(polled.ok());
+    events.insert(events.end(), polled->begin(), polled->end());
+  }
+  runner_->RequestStop();
+  std::vector<Json> rest = RunToEnd();
+  ASSERT_FALSE(rest.empty());
+  ASSERT_EQ(rest.back().value("failure_class", ""), "preempted");
+  events.insert(events.end(), rest.begin(), rest.end());
+  const std::string checkpoint = OfKind(events, "checkpoint").back().at("path").get<std::string>();
+  const int64_t saved_step = Json::parse(ReadFile(checkpoint)).at("step").get<int64_t>();
+  ASSERT_GT(saved_step, 0);
+
+  // The next attempt of the same job, in the same workdir, resumes; shortened so it ends soon.
+  JobRequest second = SleepJob(Json{{"seconds", 0.01}, {"steps", 300}});
+  second.workdir = first.workdir;
+  second.attempt = 2;
+  second.resume = checkpoint;
+  Json finished = Run(second);
+  ASSERT_TRUE(finished.value("ok", false)) << finished.dump();
+  EXPECT_GT(finished.at("metrics").at("resumed_from_step").get<double>(), 0);
+  EXPECT_DOUBLE_EQ(finished.at("metrics").at("resumed_from_step").get<double>(), static_cast<double>(saved_step));
+}
+
+TEST_F(JobRunnerTest, MissingResumeCheckpointIsAUserError) {
+  JobRequest request = SleepJob(Json{{"seconds", 0.01}, {"steps", 1}});
+  request.resume = dir_ + "/no-such-checkpoint.json";
+  EXPECT_EQ(Run(request).value("failure_class", ""), "user_error");
+}
+
+TEST_F(JobRunnerTest, TwoRankJobReducesThroughTheGroupCommunicator) {
+  // Two worker ranks (threads over the in-process hub) run the two members of one job; each
+  // runner relays its executor's allreduce to the group. The sleep method sums 1 + 2.
+  InProcessHub hub(2);
+  const JobRequest request = SleepJob(Json{{"seconds", 0.05}, {"steps", 2}}, "pair");
+  std::vector<Json> finished(2);
+  std::vector<std::thread> ranks;
+  for (int rank = 0; rank < 2; ++rank) {
+    ranks.emplace_back([&, rank] {
+      auto comm = hub.Connect(rank);
+      auto group = comm->CreateGroup({0, 1}, 1);
+      ASSERT_TRUE(group.ok()) << group.status().ToString();
+      JobRunner runner(executor_, RealClock());
+      ASSERT_TRUE(runner.Start(request, group->get(), rank, 2).ok());
+      auto give_up = std::chrono::steady_clock::now() + std::chrono::duration<double>(kGiveUpAfterSeconds);
+      while (runner.busy() && std::chrono::steady_clock::now() < give_up) {
+        auto polled = runner.Poll(0.05);
+        ASSERT_TRUE(polled.ok()) << polled.status().ToString();
+        for (const auto& event : *polled) {
+          if (event.value("event", "") == "finished") finished[rank] = event;
+        }
+      }
+    });
+  }
+  for (auto& t : ranks) t.join();
+  for (int rank = 0; rank < 2; ++rank) {
+    ASSERT_TRUE(finished[rank].value("ok", false)) << "rank " << rank << ": " << finished[rank].dump();
+    EXPECT_DOUBLE_EQ(finished[rank].at("metrics").at("group_rank_sum").get<double>(), 3.0) << "rank " << rank;
+  }
+}
+
+TEST_F(JobRunnerTest, MultiRankJobWithoutAGroupFails) {
+  // group_size 2 but no group communicator: the allreduce cannot be served.
+  JobRequest request = SleepJob(Json{{"seconds", 0.01}, {"steps", 1}});
+  ASSERT_TRUE(runner_->Start(request, nullptr, 0, 2).ok());
+  std::vector<Json> events = RunToEnd();
+  ASSERT_FALSE(events.empty());
+  EXPECT_FALSE(events.back().value("ok", true)) << events.back().dump();
+}
+
+TEST_F(JobRunnerTest, StopRequestedAsTheJobFinishesDoesNotStopTheNextJob) {
+  // The stop request races with the job's own end: the job has already finished (its result
+  // is unread) when RequestStop is called. That request must not carry over to the next job
+  // the runner starts.
+  JobRequest quick = SleepJob(Json{{"seconds", 0.01}, {"steps", 1}}, "quick");
+  Start(quick);
+  // Give the job ample time to finish before the stop is sent (setup, not an assertion).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  runner_->RequestStop();
+  std::vector<Json> events = RunToEnd();
+  ASSERT_FALSE(events.empty());
+  if (!events.back().value("ok", false)) {
+    GTEST_SKIP() << "the first job was still running when the stop arrived; the race was not reproduced";
+  }
+  Json next = Run(SleepJob(Json{{"seconds", 0.2}, {"steps", 2}}, "next"));
+  EXPECT_TRUE(next.value("ok", false)) << "a stop meant for the previous job stopped this one: " << next.dump();
+}
+
+TEST_F(JobRunnerTest, MissingExecutorBinaryIsReportedAsACrash) {
+  runner_ = std::make_unique<JobRunner>(dir_ + "/no-such-executor", RealClock());
+  Start(SleepJob(Json{{"seconds", 0.01}, {"steps", 1}}));
+  std::vector<Json> events = RunToEnd();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().value("failure_class", ""), "crash");
+  EXPECT_NE(events.back().value("message", "").find("could not execute"), std::string::npos) << events.back().dump();
+}
+
+TEST_F(JobRunnerTest, ExecutorThatClosesItsChannelAndLingersIsNotReportedAsOom) {
+  // An executor that drops the job channel but does not exit is killed by the runner after
+  // a grace period. That SIGKILL comes from atp itself, so the attempt must not be blamed on
+  // the kernel's out-of-memory killer.
+  const std::string script = dir_ + "/lingering-executor.sh";
+  {
+    std::ofstream out(script);
+    out << "#!/bin/sh\nexec 3>&-\nexec sleep 30\n";
+  }
+  ASSERT_EQ(::chmod(script.c_str(), 0755), 0);
+  runner_ = std::make_unique<JobRunner>(script, RealClock());
+  Start(SleepJob(Json{{"seconds", 0.01}, {"steps", 1}}));
+  std::vector<Json> events = RunToEnd();
+  ASSERT_FALSE(events.empty());
+  EXPECT_FALSE(events.back().value("ok", true));
+  EXPECT_NE(events.back().value("failure_class", ""), "oom") << events.back().dump();
+}
+
+TEST_F(JobRunnerTest, KillExecutorEndsTheProcess) {
+  Start(SleepJob(Json{{"seconds", 30.0}, {"steps", 30}}));
+  const pid_t executor = runner_->executor_pid();
+  ASSERT_GT(executor, 0);
+  runner_->KillExecutor();
+  EXPECT_EQ(runner_->executor_pid(), -1);
+  EXPECT_TRUE(ProcessGone(executor));
+}
+
+}  // namespace
+}  // namespace atp
