@@ -51,6 +51,7 @@ Result<JobSpec> JobSpec::FromJson(const Json& json) {
     spec.stage = json.at("stage").get<std::string>();
     spec.method = json.at("method").get<std::string>();
     spec.params = json.at("params");
+    if (!spec.params.is_object()) return InvalidArgument("job spec: 'params' must be an object, got " + spec.params.dump());
     spec.upstream = json.at("upstream").get<std::vector<std::string>>();
     spec.code_version = json.at("code_version").get<std::string>();
     if (auto it = json.find("execution"); it != json.end()) {

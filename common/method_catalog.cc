@@ -69,7 +69,8 @@ Status CheckParamValue(const ParamInfo& param, const Json& value) {
       break;
   }
   if (!ok) {
-    return InvalidArgument("parameter '" + param.name + "' must be a " + ParamTypeName(param.type) +
+    const char* article = param.type == ParamType::kInt ? "an " : "a ";
+    return InvalidArgument("parameter '" + param.name + "' must be " + article + ParamTypeName(param.type) +
                            ", got " + value.dump());
   }
   if (param.type == ParamType::kString && !param.choices.empty()) {

@@ -57,7 +57,11 @@ template <typename T>
 class [[nodiscard]] Result {
  public:
   Result(T value) : value_(std::move(value)) {}                 // NOLINT: implicit by design
-  Result(Status status) : status_(std::move(status)) {}         // NOLINT: implicit by design
+  // An OK status carries no value, so it becomes an Internal error rather than a Result
+  // that claims success and holds nothing.
+  Result(Status status)                                         // NOLINT: implicit by design
+      : status_(status.ok() ? Status(StatusCode::kInternal, "Result built from an OK status without a value")
+                            : std::move(status)) {}
 
   bool ok() const { return status_.ok(); }
   const Status& status() const { return status_; }

@@ -93,10 +93,11 @@ std::vector<Assignment> Scheduler::Schedule() {
     }
     const int top_ranks = top ? jobs_[top->job_id].ranks : 0;
     int most_idle = 0;
-    Node* closest = nullptr;
+    Node* closest = nullptr;  // the node to hold for the most urgent job: one that can ever fit it
     for (auto& [name, node] : nodes_) {
       int idle = static_cast<int>(node.idle.size());
       if (idle > most_idle) most_idle = idle;
+      if (node.live < top_ranks) continue;
       if (!closest || idle > static_cast<int>(closest->idle.size())) closest = &node;
     }
     if (most_idle == 0) break;
@@ -145,6 +146,7 @@ std::vector<Assignment> Scheduler::Prefetch(const std::function<bool(int64_t)>& 
   }
   for (const auto& [rank, running_job] : job_on_rank_) {
     if (singles->second.empty()) break;
+    if (!node_of_rank_.count(rank)) continue;  // lost: its attempt is about to end
     if (queued_on_rank_.count(rank) || jobs_[running_job].ranks != 1 || !short_enough(running_job)) continue;
     int64_t job_id = singles->second.top().job_id;
     singles->second.pop();

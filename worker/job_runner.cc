@@ -64,6 +64,16 @@ Status JobRunner::SpawnExecutor() {
 
 Status JobRunner::Start(const JobRequest& request, GroupCommunicator* group, int group_rank, int group_size) {
   if (running_) return FailedPrecondition("a job is already running on this worker");
+  if (pid_ >= 0) {
+    // An executor that died while idle must not cost the next job an attempt: replace it.
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      ::close(socket_fd_);
+      channel_.reset();
+      socket_fd_ = -1;
+      pid_ = -1;
+    }
+  }
   if (pid_ < 0) ATP_RETURN_IF_ERROR(SpawnExecutor());
   Json run = {{"type", "run"},
               {"spec", request.spec},
@@ -95,6 +105,7 @@ Json JobRunner::ReapDeadExecutor(const std::string& context) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   if (waited == 0) {
+    killed_by_us_ = true;  // it closed its channel but did not exit: our SIGKILL is no OOM
     ::kill(-pid_, SIGKILL);
     waited = ::waitpid(pid_, &status, 0);
   }
@@ -153,7 +164,9 @@ Result<std::vector<Json>> JobRunner::Poll(double timeout_s) {
       continue;
     }
     if (kind == "finished") {
-      bool preempted = event.value("failure_class", "") == "preempted";
+      // An executor that was asked to stop keeps its stop flag: never reuse it, even when the
+      // job finished before it saw the request.
+      bool preempted = event.value("failure_class", "") == "preempted" || running_->stop_requested;
       running_.reset();
       events.push_back(std::move(event));
       if (preempted) KillExecutor();  // a stopped executor is not reused
