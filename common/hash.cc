@@ -7,11 +7,24 @@
 
 namespace atp {
 
+namespace {
+// One digest context per thread, reused: expanding a large sweep hashes every job, and
+// creating a context per call costs more than hashing a job's few hundred bytes.
+struct DigestContext {
+  DigestContext() : ctx(EVP_MD_CTX_new()) {}
+  ~DigestContext() { EVP_MD_CTX_free(ctx); }
+  EVP_MD_CTX* ctx;
+};
+}  // namespace
+
 std::string Sha256Hex(std::string_view bytes) {
+  thread_local DigestContext context;
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int length = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1) {
-    throw std::runtime_error("EVP_Digest(sha256) failed");  // only on a broken libcrypto
+  if (!context.ctx || EVP_DigestInit_ex(context.ctx, EVP_sha256(), nullptr) != 1 ||
+      EVP_DigestUpdate(context.ctx, bytes.data(), bytes.size()) != 1 ||
+      EVP_DigestFinal_ex(context.ctx, digest.data(), &length) != 1) {
+    throw std::runtime_error("SHA-256 through libcrypto failed");  // only on a broken libcrypto
   }
   static const char* kHex = "0123456789abcdef";
   std::string out;

@@ -20,11 +20,14 @@ Json JobSpec::IdentityJson() const {
   std::vector<std::string> sorted_upstream = upstream;
   std::sort(sorted_upstream.begin(), sorted_upstream.end());
   sorted_upstream.erase(std::unique(sorted_upstream.begin(), sorted_upstream.end()), sorted_upstream.end());
-  return Json{{"stage", stage},
-              {"method", method},
-              {"params", params},
-              {"upstream", sorted_upstream},
-              {"code_version", code_version}};
+  // Built by assignment: an initializer list would copy every value once more.
+  Json identity = Json::object();
+  identity["stage"] = stage;
+  identity["method"] = method;
+  identity["params"] = params;
+  identity["upstream"] = std::move(sorted_upstream);
+  identity["code_version"] = code_version;
+  return identity;
 }
 
 std::string JobSpec::Key() const { return Sha256Hex(IdentityJson().dump()); }

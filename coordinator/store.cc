@@ -801,16 +801,21 @@ Result<SubmitSummary> Store::SubmitSweep(const Sweep& sweep) {
   return summary;
 }
 
-Result<int64_t> Store::ResetFailedJobs(int64_t sweep_id) {
-  const double now = WallTimeSeconds();
-  Savepoint transaction(db_);
-  ATP_SQLITE_CHECK(db_, transaction.Begin());
+Status Store::RequireSweep(int64_t sweep_id) {
   Statement* find_sweep = nullptr;
   ATP_SQLITE_CHECK(db_, statements_->Get("SELECT 1 FROM sweeps WHERE id = ?1", &find_sweep));
   const int rc = find_sweep->Bind(1, sweep_id).Step();
   ATP_SQLITE_CHECK(db_, rc);
   find_sweep->Reset();
   if (rc != SQLITE_ROW) return NotFound("sweep " + std::to_string(sweep_id) + " is not in the results database");
+  return Status::Ok();
+}
+
+Result<int64_t> Store::ResetFailedJobs(int64_t sweep_id) {
+  const double now = WallTimeSeconds();
+  Savepoint transaction(db_);
+  ATP_SQLITE_CHECK(db_, transaction.Begin());
+  ATP_RETURN_IF_ERROR(RequireSweep(sweep_id));
 
   // The events are written first, while the rows still show what is being reset.
   Statement* log_resets = nullptr;
@@ -837,12 +842,8 @@ Result<int64_t> Store::ResetFailedJobs(int64_t sweep_id) {
 }
 
 Result<std::vector<JobRecord>> Store::LoadSweepJobs(int64_t sweep_id) {
-  Statement* find_sweep = nullptr;
-  ATP_SQLITE_CHECK(db_, statements_->Get("SELECT 1 FROM sweeps WHERE id = ?1", &find_sweep));
-  int rc = find_sweep->Bind(1, sweep_id).Step();
-  ATP_SQLITE_CHECK(db_, rc);
-  find_sweep->Reset();
-  if (rc != SQLITE_ROW) return NotFound("sweep " + std::to_string(sweep_id) + " is not in the results database");
+  ATP_RETURN_IF_ERROR(RequireSweep(sweep_id));
+  int rc = SQLITE_OK;
 
   Statement* select = nullptr;
   ATP_SQLITE_CHECK(db_, statements_->Get(

@@ -143,6 +143,7 @@ class Store {
   sqlite3* handle() { return db_; }  // for tests and StoreReader-style queries
 
  private:
+  Status RequireSweep(int64_t sweep_id);  // NotFound unless the sweep is recorded
   Store(sqlite3* db, int lock_fd, std::string path);
   sqlite3* db_;
   int lock_fd_;
