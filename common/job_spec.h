@@ -25,7 +25,7 @@ struct JobSpec {
   // --- execution (not part of the identity) ---
   int ranks = 1;                   // ranks (one per GPU) the job needs, all on one node
   RetryPolicy retry;
-  double hang_timeout_s = 600;     // no progress for this long: the job is killed as hung
+  double hang_timeout_s = 300;     // no progress for this long: killed as hung (well under NCCL's own 10-30 min timeouts)
   double expected_seconds = 0;     // duration hint before any duration has been recorded (0: unknown)
 
   // Convenience accessors into params (empty / -1 when absent).

@@ -65,7 +65,7 @@ struct Stage {
   Json params = Json::object();  // [params] then the stage's params; each goes to the methods taking it
   std::vector<Dependency> depends_on;
   int ranks = 1;
-  double hang_timeout_s = 600;
+  double hang_timeout_s = 300;
   double expected_seconds = 0;
   RetryPolicy retry;
 };

@@ -30,7 +30,7 @@ struct JobRequest {
   Json upstream = Json::array();
   std::string workdir;
   std::string resume;           // checkpoint to resume from, "" for a fresh start
-  double hang_timeout_s = 600;
+  double hang_timeout_s = 300;
 };
 
 class JobRunner {

@@ -40,7 +40,7 @@ Status Worker::StartJob(const Json& body) {
   request.upstream = body.value("upstream", Json::array());
   request.workdir = body.value("workdir", "");
   request.resume = body.value("resume", "");
-  request.hang_timeout_s = body.value("hang_timeout_s", 600.0);
+  request.hang_timeout_s = body.value("hang_timeout_s", 300.0);
   std::vector<int> ranks = body.at("ranks").get<std::vector<int>>();
   int group_rank = 0;
   for (size_t i = 0; i < ranks.size(); ++i) {

@@ -389,7 +389,7 @@ hang_timeout_s = 900
     EXPECT_EQ(job.params["seconds"], changed ? 5.0 : 1.0) << job.stage << " " << job.dataset();
     EXPECT_EQ(job.ranks, changed ? 4 : 1);
     EXPECT_EQ(job.expected_seconds, changed ? 300 : (job.stage == "train" ? 10 : 0));
-    EXPECT_EQ(job.hang_timeout_s, changed ? 900 : 600);
+    EXPECT_EQ(job.hang_timeout_s, changed ? 900 : 300);
   }
 }
 
