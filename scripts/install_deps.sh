@@ -12,6 +12,7 @@ PACKAGES=(
   libboost-dev                               # Boost.Asio status server
   libgtest-dev libgmock-dev                  # unit tests
   libjpeg62-turbo-dev libpng-dev zlib1g-dev  # image decoding, gzip'd BPE vocabulary
+  libicu-dev                                 # Unicode classes and case mapping of the CLIP tokenizer
   dataset-fashion-mnist                      # the real dataset the demo and tests use
   curl netcat-openbsd tmux chromium          # system tests: HTTP, raw sockets, terminal, browser
 )

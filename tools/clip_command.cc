@@ -1,0 +1,224 @@
+#include "tools/clip_command.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "worker/clip/clip_checkpoint.h"
+#include "worker/clip/npy.h"
+#include "worker/clip/tokenizer.h"
+#if ATP_CLIP_IMAGE_FILES
+#include "worker/data/image.h"
+#include "worker/data/transforms.h"
+#endif
+
+namespace atp {
+namespace {
+
+using clip::ClipTokenizer;
+using clip::OverlongPolicy;
+
+constexpr const char* kUsage =
+    "usage:\n"
+    "  atp clip tokenize [--vocab V] [--truncate]\n"
+    "      reads lines on stdin; prints each line's 77 token ids (space separated, zero padded)\n"
+    "  atp clip encode --checkpoint C [--vocab V] [--images X.npy | --images a.jpg b.png ...]\n"
+    "                  [--texts T.txt] [--truncate] [--batch-size N] --out DIR\n"
+    "      writes DIR/image_features.npy and DIR/text_features.npy (float32, unnormalised)\n"
+    "      and prints logit_scale. X.npy holds preprocessed pixels [N, 3, R, R]; T.txt one text\n"
+    "      per line. The vocabulary defaults to $ATP_CLIP_VOCAB or ../shared/clip/.\n";
+
+int Fail(const std::string& message, int code = 1) {
+  std::fprintf(stderr, "atp clip: %s\n", message.c_str());
+  return code;
+}
+
+Result<std::shared_ptr<const ClipTokenizer>> LoadTokenizer(const std::string& vocab) {
+  ATP_ASSIGN_OR_RETURN(std::string path, clip::ResolveVocabPath(vocab));
+  return ClipTokenizer::Load(path);
+}
+
+// Tokenizes lines; an over-long line is an error naming its 1-based number in `what`.
+Result<torch::Tensor> TokenizeLines(const ClipTokenizer& tok, const std::vector<std::string>& lines,
+                                    OverlongPolicy policy, const std::string& what) {
+  torch::Tensor ids = torch::zeros({static_cast<int64_t>(lines.size()), clip::kContextLength}, torch::kLong);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    auto r = tok.Tokenize(lines[i], policy);
+    if (!r.ok()) return r.status().WithContext(what + " line " + std::to_string(i + 1));
+    for (int j = 0; j < clip::kContextLength; ++j) ids[static_cast<int64_t>(i)][j] = (*r)[static_cast<size_t>(j)];
+  }
+  return ids;
+}
+
+std::string StripNewline(std::string line) {
+  if (!line.empty() && line.back() == '\n') line.pop_back();
+  return line;
+}
+
+int RunTokenize(int argc, char** argv) {
+  std::string vocab;
+  OverlongPolicy policy = OverlongPolicy::kError;
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--vocab" && i + 1 < argc) vocab = argv[++i];
+    else if (arg == "--truncate") policy = OverlongPolicy::kTruncate;
+    else return Fail("unknown or incomplete option '" + arg + "'\n" + kUsage, 2);
+  }
+  auto tok = LoadTokenizer(vocab);
+  if (!tok.ok()) return Fail(tok.status().message());
+  std::string line;
+  int64_t number = 0;
+  while (std::getline(std::cin, line)) {
+    ++number;
+    auto ids = (*tok)->Tokenize(line, policy);
+    if (!ids.ok()) {
+      std::cout.flush();
+      return Fail("stdin line " + std::to_string(number) + ": " + ids.status().message() +
+                  (policy == OverlongPolicy::kError ? " (--truncate keeps the first 77 tokens)" : ""));
+    }
+    std::string out;
+    for (size_t j = 0; j < ids->size(); ++j) out += (j ? " " : "") + std::to_string((*ids)[j]);
+    std::cout << out << '\n';
+  }
+  return 0;
+}
+
+Result<torch::Tensor> LoadPixelsNpy(const std::string& path, int64_t resolution) {
+  ATP_ASSIGN_OR_RETURN(clip::NpyArray a, clip::ReadNpy(path));
+  if (a.dtype == clip::NpyDtype::kUint8) {
+    return InvalidArgument(path + " holds uint8 values; --images X.npy expects preprocessed float pixels "
+                           "(CLIP mean/std normalised), or pass the image files themselves");
+  }
+  if (a.shape.size() != 4 || a.shape[1] != 3 || a.shape[2] != resolution || a.shape[3] != resolution) {
+    std::string s;
+    for (int64_t d : a.shape) s += (s.empty() ? "" : ", ") + std::to_string(d);
+    return InvalidArgument(path + " has shape [" + s + "]; this checkpoint needs [N, 3, " + std::to_string(resolution) +
+                           ", " + std::to_string(resolution) + "]");
+  }
+  std::vector<float> v = a.ToFloat32();
+  return torch::from_blob(v.data(), a.shape, torch::kFloat32).clone();
+}
+
+Result<torch::Tensor> LoadImageFiles(const std::vector<std::string>& paths, int64_t resolution) {
+#if ATP_CLIP_IMAGE_FILES
+  std::vector<torch::Tensor> images;
+  for (const std::string& p : paths) {
+    ATP_ASSIGN_OR_RETURN(data::Image image, data::DecodeImageFile(p));
+    images.push_back(data::ClipTestTransform(image, static_cast<int>(resolution)));
+  }
+  return torch::stack(images);
+#else
+  return FailedPrecondition("this atp was built without image decoding (worker/data); pass preprocessed pixels as "
+                            "--images X.npy [N, 3, " + std::to_string(resolution) + ", " + std::to_string(resolution) +
+                            "] instead of " + paths.front());
+#endif
+}
+
+Status WriteFeatures(const std::string& path, const torch::Tensor& features) {
+  torch::Tensor f = features.to(torch::kFloat32).contiguous();
+  return clip::WriteNpyFloat32(path, f.sizes().vec(), f.data_ptr<float>());
+}
+
+int RunEncode(int argc, char** argv) {
+  std::string checkpoint, vocab, texts_path, out_dir;
+  std::vector<std::string> images;
+  OverlongPolicy policy = OverlongPolicy::kError;
+  int64_t batch = 32;
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    bool has_value = i + 1 < argc;
+    if (arg == "--checkpoint" && has_value) checkpoint = argv[++i];
+    else if (arg == "--vocab" && has_value) vocab = argv[++i];
+    else if (arg == "--texts" && has_value) texts_path = argv[++i];
+    else if (arg == "--out" && has_value) out_dir = argv[++i];
+    else if (arg == "--batch-size" && has_value) batch = std::max<int64_t>(1, std::atoll(argv[++i]));
+    else if (arg == "--truncate") policy = OverlongPolicy::kTruncate;
+    else if (arg == "--images" && has_value) {
+      while (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) images.push_back(argv[++i]);
+    } else {
+      return Fail("unknown or incomplete option '" + arg + "'\n" + kUsage, 2);
+    }
+  }
+  if (checkpoint.empty() || out_dir.empty()) return Fail(std::string("--checkpoint and --out are required\n") + kUsage, 2);
+  if (images.empty() && texts_path.empty()) return Fail("nothing to encode: pass --images and/or --texts", 2);
+
+  auto model = clip::LoadClip(checkpoint);
+  if (!model.ok()) return Fail(model.status().message());
+  torch::NoGradGuard no_grad;
+  const int64_t resolution = (*model)->options.vision.input_resolution();
+  std::error_code ec;
+  std::filesystem::create_directories(out_dir, ec);
+  if (ec) return Fail("cannot create " + out_dir + ": " + ec.message());
+
+  if (!images.empty()) {
+    const bool npy = images.size() == 1 && images[0].size() >= 4 && images[0].compare(images[0].size() - 4, 4, ".npy") == 0;
+    auto pixels = npy ? LoadPixelsNpy(images[0], resolution) : LoadImageFiles(images, resolution);
+    if (!pixels.ok()) return Fail(pixels.status().message());
+    std::vector<torch::Tensor> parts;
+    for (int64_t s = 0; s < pixels->size(0); s += batch) {
+      parts.push_back((*model)->EncodeImage(pixels->narrow(0, s, std::min(batch, pixels->size(0) - s))));
+    }
+    torch::Tensor features = parts.empty() ? torch::zeros({0, (*model)->options.embed_dim()}) : torch::cat(parts);
+    Status st = WriteFeatures(out_dir + "/image_features.npy", features);
+    if (!st.ok()) return Fail(st.message());
+    std::cout << "image_features " << features.size(0) << " x " << features.size(1) << " -> " << out_dir
+              << "/image_features.npy\n";
+  }
+  if (!texts_path.empty()) {
+    auto tok = LoadTokenizer(vocab);
+    if (!tok.ok()) return Fail(tok.status().message());
+    if ((*model)->options.text.vocab_size() != (*tok)->vocab_size()) {
+      return Fail(checkpoint + " has a vocabulary of " + std::to_string((*model)->options.text.vocab_size()) +
+                  " tokens but the tokenizer has " + std::to_string((*tok)->vocab_size()) +
+                  "; this checkpoint cannot encode tokenized text");
+    }
+    std::ifstream in(texts_path);
+    if (!in) return Fail("cannot open " + texts_path);
+    std::vector<std::string> lines;
+    std::string line;
+    while (std::getline(in, line)) lines.push_back(StripNewline(line));
+    auto ids = TokenizeLines(**tok, lines, policy, texts_path);
+    if (!ids.ok()) return Fail(ids.status().message());
+    std::vector<torch::Tensor> parts;
+    for (int64_t s = 0; s < ids->size(0); s += batch) {
+      parts.push_back((*model)->EncodeText(ids->narrow(0, s, std::min(batch, ids->size(0) - s))));
+    }
+    torch::Tensor features = parts.empty() ? torch::zeros({0, (*model)->options.embed_dim()}) : torch::cat(parts);
+    Status st = WriteFeatures(out_dir + "/text_features.npy", features);
+    if (!st.ok()) return Fail(st.message());
+    std::cout << "text_features " << features.size(0) << " x " << features.size(1) << " -> " << out_dir
+              << "/text_features.npy\n";
+  }
+  const double log_scale = (*model)->logit_scale.item<double>();
+  char line[96];
+  std::snprintf(line, sizeof(line), "logit_scale %.6f (exp %.4f)\n", log_scale, std::exp(log_scale));
+  std::cout << line;
+  return 0;
+}
+
+}  // namespace
+
+int RunClipCommand(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string sub = argv[1];
+  try {
+    if (sub == "tokenize") return RunTokenize(argc, argv);
+    if (sub == "encode") return RunEncode(argc, argv);
+  } catch (const c10::Error& e) {
+    return Fail(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return Fail(e.what());
+  }
+  return Fail("unknown subcommand '" + sub + "'\n" + kUsage, 2);
+}
+
+}  // namespace atp
