@@ -5,7 +5,9 @@
 #include <string>
 
 #include "common/build_info.h"
+#include "tools/query_command.h"
 #include "tools/status_command.h"
+#include "tools/tables_command.h"
 #include "tools/sweep_command.h"
 #include "worker/executor.h"
 #if ATP_HAVE_CLIP_COMMAND
@@ -27,6 +29,8 @@ const Subcommand kSubcommands[] = {
     {"sweep", "run a sweep (same as atp-sweep)", atp::RunSweepCommand},
     {"status", "summarise a sweep in a results database", atp::RunStatusCommand},
     {"serve", "serve a results database's status page read-only", atp::RunServeCommand},
+    {"query", "filter results and aggregate metrics over seeds", atp::RunQueryCommand},
+    {"tables", "regenerate the paper's tables (and Figure 5) from a results database", atp::RunTablesCommand},
 #if ATP_HAVE_CLIP_COMMAND
     {"clip", "tokenize text and encode images/texts with a CLIP checkpoint", atp::RunClipCommand},
 #endif

@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "coordinator/paper_tables.h"
 #include "coordinator/status_server.h"
 #include "coordinator/store_reader.h"
 
@@ -42,6 +43,44 @@ Result<CommonFlags> ParseFlags(int argc, char** argv, const char* usage) {
 }
 
 }  // namespace
+
+StatusHandler MakeDatabaseStatusHandler(const std::string& db_path) {
+  auto reader = std::make_shared<std::unique_ptr<StoreReader>>();
+  return [reader, db_path](const std::string& path, const std::map<std::string, std::string>& query) -> Result<Json> {
+    if (!*reader) {
+      ATP_ASSIGN_OR_RETURN(*reader, StoreReader::Open(db_path));
+    }
+    auto number = [&query](const char* key, int64_t fallback) {
+      auto it = query.find(key);
+      return it == query.end() ? fallback : std::atoll(it->second.c_str());
+    };
+    std::optional<int64_t> sweep;
+    if (query.count("sweep")) sweep = number("sweep", 0);
+    if (path == "/summary") return (*reader)->Summary(sweep);
+    if (path == "/sweeps") return (*reader)->Sweeps();
+    if (path == "/jobs") {
+      JobQuery q;
+      q.sweep_id = sweep;
+      if (auto it = query.find("state"); it != query.end()) q.state = it->second;
+      if (auto it = query.find("stage"); it != query.end()) q.stage = it->second;
+      q.limit = number("limit", q.limit);
+      q.offset = number("offset", q.offset);
+      return (*reader)->Jobs(q);
+    }
+    if (path == "/metrics") return (*reader)->Metrics(sweep, number("limit", 1000), number("offset", 0));
+    if (path == "/tables") {
+      TableOptions options;
+      options.sweep_id = sweep;
+      auto it = query.find("table");
+      if (it == query.end()) return InvalidArgument("/api/tables needs ?table=NAME");
+      options.name = it->second;
+      ATP_ASSIGN_OR_RETURN(PaperTable table, BuildPaperTable((*reader)->handle(), options));
+      return table.ToJson();
+    }
+    return NotFound("no API endpoint " + path +
+                    " (try /api/summary, /api/jobs, /api/metrics, /api/sweeps, /api/tables?table=base2novel)");
+  };
+}
 
 int RunStatusCommand(int argc, char** argv) {
   const char* usage = "usage: atp status --db RESULTS.db [--sweep ID] [--json]";
@@ -87,24 +126,7 @@ int RunServeCommand(int argc, char** argv) {
     std::fprintf(stderr, "atp serve: %s\n", check.status().message().c_str());
     return 2;
   }
-  std::unique_ptr<StoreReader> reader = std::move(check).value();
-  StatusServer server(options, [&reader](const std::string& path, const std::map<std::string, std::string>& query)
-                                   -> Result<Json> {
-    std::optional<int64_t> sweep;
-    if (auto it = query.find("sweep"); it != query.end()) sweep = std::atoll(it->second.c_str());
-    if (path == "/summary") return reader->Summary(sweep);
-    if (path == "/sweeps") return reader->Sweeps();
-    if (path == "/jobs") {
-      JobQuery q;
-      q.sweep_id = sweep;
-      if (auto it = query.find("state"); it != query.end()) q.state = it->second;
-      if (auto it = query.find("stage"); it != query.end()) q.stage = it->second;
-      if (auto it = query.find("limit"); it != query.end()) q.limit = std::atoll(it->second.c_str());
-      return reader->Jobs(q);
-    }
-    if (path == "/metrics") return reader->Metrics(sweep, 1000, 0);
-    return NotFound("no API endpoint " + path);
-  });
+  StatusServer server(options, MakeDatabaseStatusHandler(flags->db));
   Status started = server.Start();
   if (!started.ok()) {
     std::fprintf(stderr, "atp serve: %s\n", started.message().c_str());

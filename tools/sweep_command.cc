@@ -22,6 +22,7 @@
 #include "coordinator/store_reader.h"
 #include "coordinator/sweep.h"
 #include "tools/provenance.h"
+#include "tools/status_command.h"
 #include "worker/worker.h"
 
 namespace atp {
@@ -178,36 +179,7 @@ int RunCoordinator(const Options& options, Communicator* comm, int argc, char** 
     StatusServerOptions server_options;
     server_options.host = endpoint->first;
     server_options.port = endpoint->second;
-    std::string db_path = options.db_path;
-    // The handler runs on the server thread only, so it owns its reader connection.
-    auto reader = std::make_shared<std::unique_ptr<StoreReader>>();
-    server = std::make_unique<StatusServer>(
-        server_options, [reader, db_path](const std::string& path, const std::map<std::string, std::string>& query)
-                            -> Result<Json> {
-          if (!*reader) {
-            ATP_ASSIGN_OR_RETURN(*reader, StoreReader::Open(db_path));
-          }
-          std::optional<int64_t> sweep_id;
-          if (auto it = query.find("sweep"); it != query.end()) sweep_id = std::atoll(it->second.c_str());
-          if (path == "/summary") return (*reader)->Summary(sweep_id);
-          if (path == "/sweeps") return (*reader)->Sweeps();
-          if (path == "/jobs") {
-            JobQuery q;
-            q.sweep_id = sweep_id;
-            if (auto it = query.find("state"); it != query.end()) q.state = it->second;
-            if (auto it = query.find("stage"); it != query.end()) q.stage = it->second;
-            if (auto it = query.find("limit"); it != query.end()) q.limit = std::atoll(it->second.c_str());
-            if (auto it = query.find("offset"); it != query.end()) q.offset = std::atoll(it->second.c_str());
-            return (*reader)->Jobs(q);
-          }
-          if (path == "/metrics") {
-            int64_t limit = 1000, offset = 0;
-            if (auto it = query.find("limit"); it != query.end()) limit = std::atoll(it->second.c_str());
-            if (auto it = query.find("offset"); it != query.end()) offset = std::atoll(it->second.c_str());
-            return (*reader)->Metrics(sweep_id, limit, offset);
-          }
-          return NotFound("no API endpoint " + path + " (try /api/summary, /api/jobs, /api/metrics, /api/sweeps)");
-        });
+    server = std::make_unique<StatusServer>(server_options, MakeDatabaseStatusHandler(options.db_path));
     Status started = server->Start();
     if (!started.ok()) return fail(started);
     reporter.Message("status page: " + server->url());

@@ -222,6 +222,8 @@ test_status_server() {
   done
   check "GET /api/summary answers during the run" grep -q '"long"' <<<"$summary"
   check "GET /api/jobs lists jobs" grep -q '"jobs"' <<<"$(curl -s "http://127.0.0.1:$port/api/jobs?state=running")"
+  check "GET /api/tables serves a paper table as JSON" \
+    grep -q '"base2novel"' <<<"$(curl -s "http://127.0.0.1:$port/api/tables?table=base2novel")"
   check "an unknown endpoint is a 404" eq "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/nothing")" 404
   printf 'GARBAGE\r\n\r\n' | timeout 3 nc -q 1 127.0.0.1 "$port" >/dev/null 2>&1
   check "after a malformed request the server still answers" \

@@ -1,0 +1,71 @@
+// ResultsQuery: `atp query` over the results database. Selects jobs by sweep and key=value
+// filters (job columns, state, or any job parameter), groups them (by default: every
+// parameter except the seed) and aggregates each metric over the group's done jobs (mean,
+// sample standard deviation, count, seeds), keeping running, pending, failed and blocked jobs
+// visible as state counts. Reads through a caller's read-only connection; not thread-safe.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/json.h"
+#include "common/status.h"
+
+namespace atp {
+
+// One `--where key=value`. Keys are the job columns stage, method, dataset, seed, state, or a
+// parameter name (letters, digits, '_'; "params.NAME" is the same). The value matches a
+// parameter stored as a number, boolean (true/false) or string.
+struct ResultFilter {
+  std::string key;
+  std::string value;
+};
+
+// Parses "key=value"; InvalidArgument (with the expected form) for anything else.
+Result<ResultFilter> ParseResultFilter(const std::string& text);
+
+// Appends " AND <condition>" for each filter to `sql` (the jobs table aliased `j`) and the
+// values to bind to `binds`, in order. Used by the query and by the paper tables alike.
+// Keys must have passed CheckResultKey: they are written into the SQL text.
+void AppendFilterSql(const std::vector<ResultFilter>& filters, std::string* sql, std::vector<std::string>* binds);
+// Binds `binds` (from AppendFilterSql) from parameter `first` on, each as an integer, real or
+// boolean (1/0) when its text is one, else as text; returns the next parameter index.
+int BindFilterValues(sqlite3_stmt* stmt, int first, const std::vector<std::string>& binds);
+
+struct QueryOptions {
+  std::optional<int64_t> sweep_id;       // default: every job in the database
+  std::vector<ResultFilter> filters;
+  std::vector<std::string> group_by;     // empty: stage, method and all parameters but the seed
+  std::string metric;                    // "" = every metric
+};
+
+struct QueryRow {
+  std::vector<std::string> group;        // values of QueryResult::group_columns ("" when absent)
+  std::string metric;                    // "" when no done job of the group has a metric
+  std::optional<double> mean, std;       // std: sample standard deviation, absent below 2 values
+  int64_t n = 0;                         // done jobs with a value for the metric
+  std::vector<int64_t> seeds;            // their seeds, ascending
+  std::map<std::string, int64_t> states; // every job of the group by state ("done", "failed", ...)
+};
+
+struct QueryResult {
+  std::vector<std::string> group_columns;
+  std::vector<QueryRow> rows;            // ordered by group values, then metric
+  Json ToJson() const;
+};
+
+// The sweep must exist (NotFound otherwise); keys are checked as ParseResultFilter does.
+Result<QueryResult> RunResultsQuery(sqlite3* db, const QueryOptions& options);
+
+// "table" (aligned text), "csv" or "json"; InvalidArgument for any other format.
+Result<std::string> FormatQueryResult(const QueryResult& result, const std::string& format);
+
+// Checks that a key is a job column or a parameter name; InvalidArgument otherwise.
+Status CheckResultKey(const std::string& key);
+
+}  // namespace atp
