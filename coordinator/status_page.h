@@ -48,6 +48,9 @@ section {
   padding: 14px 16px; margin-bottom: 16px; overflow-x: auto;
 }
 .meta { color: var(--muted); }
+.paper { color: var(--muted); font-size: 12px; }
+p.note { color: var(--muted); margin: 0 0 8px; }
+h2 select { margin-left: 8px; font: inherit; font-weight: 400; font-size: 13px; }
 .grid { display: grid; grid-template-columns: 2fr 1fr; gap: 0 16px; }
 @media (max-width: 900px) { .grid { grid-template-columns: 1fr; } }
 .counts { display: grid; grid-template-columns: repeat(5, minmax(90px, 1fr)); gap: 12px; }
@@ -111,6 +114,19 @@ tr:last-child td { border-bottom: none; }
     <div id="running"><p class="empty">No data yet.</p></div></section>
   <section><h2>Failed jobs <span class="note" id="failed-note"></span></h2>
     <div id="failed-jobs"><p class="empty">No data yet.</p></div></section>
+  <section><h2>Results
+      <select id="table-select" aria-label="table">
+        <option value="base2novel">Table 1: base-to-novel</option>
+        <option value="cross-dataset">Table 2: cross-dataset</option>
+        <option value="domain-generalization">Table 4: domain generalisation</option>
+        <option value="attribute-search">searched attributes</option>
+        <option value="soft-token-length">Figure 5: soft-token length</option>
+        <option value="class-token-position">Table 5: class-token position</option>
+        <option value="attribute-order">Table 7: attribute order</option>
+        <option value="attribute-source">Table 8: manual vs searched attributes</option>
+      </select>
+      <span class="note" id="results-note"></span></h2>
+    <div id="results"><p class="empty">No data yet.</p></div></section>
 </main>
 <script>
 'use strict';
@@ -125,7 +141,8 @@ window.addEventListener('unhandledrejection', (e) => {
 const STATES = ['done', 'running', 'failed', 'pending', 'blocked'];
 const BAR_ORDER = ['done', 'failed', 'running', 'blocked', 'pending'];
 const POLL_MS = 2000;
-const FAILED_REFRESH_MS = 10000;  // the failed list also changes when retries replace jobs
+const FAILED_REFRESH_MS = 10000;
+const TABLE_REFRESH_MS = 10000;  // the failed list also changes when retries replace jobs
 const FAILED_LIMIT = 25;
 const RATE_WINDOW_MS = 10 * 60 * 1000;
 // The page's own query (e.g. ?sweep=3) is passed on to the API, so a link can pin a sweep.
@@ -336,6 +353,59 @@ async function getJson(url) {
   return body;
 }
 
+// A cell of a paper table: our mean with its seed count, and the published figure.
+function resultCell(c) {
+  if (!c) return '—';
+  if (c.text !== undefined && c.text !== null) return text(c.text);
+  if (!isNum(c.value)) return '—';
+  const ours = c.value.toFixed(2) + ' (' + num(c.seeds) + ')';
+  if (!isNum(c.paper)) return ours;
+  const diff = isNum(c.diff) ? (c.diff >= 0 ? '+' : '') + c.diff.toFixed(2) : '';
+  return el('span', {title: 'ours minus the paper: ' + diff}, ours,
+            el('span', {class: 'paper'}, ' paper ' + c.paper.toFixed(2)));
+}
+
+function hasResult(row) {
+  return Array.isArray(row.cells) &&
+         row.cells.some((c) => c && (isNum(c.value) || (c.text !== undefined && c.text !== null && c.text !== '')));
+}
+
+function renderResults(t) {
+  const labels = Array.isArray(t.label_columns) ? t.label_columns : [];
+  const values = Array.isArray(t.value_columns) ? t.value_columns : [];
+  const all = Array.isArray(t.rows) ? t.rows : [];
+  const rows = all.filter(hasResult);  // rows without any result would bury the ones that have
+  $('results-note').textContent = rows.length < all.length
+      ? '(' + (all.length - rows.length) + ' of ' + all.length + ' rows have no results yet; (n) = seeds)' : '(n) = seeds';
+  if (!rows.length) {
+    $('results').replaceChildren(el('p', {class: 'empty'}, 'No results for this table yet.'));
+    return;
+  }
+  const columns = labels.map((h, i) => [String(h), (r) => text((r.labels || [])[i])])
+      .concat(values.map((h, i) => [String(h), (r) => resultCell((r.cells || [])[i]), {num: true}]));
+  $('results').replaceChildren(el('p', {class: 'note'}, text(t.title)), table(columns, rows));
+}
+
+let tableName = 'base2novel';
+let lastTableFetch = 0;
+
+// Tables are read on their own clock and their errors stay in their section, so a table
+// that cannot be built never hides the sweep's progress.
+async function refreshResults() {
+  lastTableFetch = Date.now();
+  try {
+    renderResults(await getJson(apiUrl('tables', {table: tableName})));
+  } catch (e) {
+    $('results').replaceChildren(el('p', {class: 'empty'}, 'Cannot build this table: ' +
+                                      (e && e.message ? e.message : String(e))));
+  }
+}
+
+$('table-select').addEventListener('change', (event) => {
+  tableName = event.target.value;
+  refreshResults();
+});
+
 let lastFailedCount = -1;
 let lastFailedFetch = 0;
 
@@ -349,6 +419,7 @@ async function tick() {
       renderFailed(await getJson(apiUrl('jobs', {state: 'failed', limit: FAILED_LIMIT})));
       lastFailedCount = failed;
     }
+    if (Date.now() - lastTableFetch > TABLE_REFRESH_MS) await refreshResults();
     setBanner(null);
     $('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
     document.body.setAttribute('data-state', 'live');

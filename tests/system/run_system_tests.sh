@@ -232,6 +232,11 @@ test_status_server() {
   check "atp status works while the sweep runs (WAL readers)" grep -q "Running" <<<"$("$ATP" status --db w.db)"
   if [ -x "$HERE/status_page_check.sh" ]; then
     check "the page renders in headless Chromium" "$HERE/status_page_check.sh" "http://127.0.0.1:$port/" "$WORK/status_page.png"
+    local dom
+    dom=$(timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+          --disable-background-networking --disable-component-update --disable-sync --no-proxy-server \
+          --user-data-dir="$(mktemp -d)" --virtual-time-budget=5000 --dump-dom "http://127.0.0.1:$port/" 2>/dev/null)
+    check "the page's results section asked for a paper table" grep -q "No results for this table yet" <<<"$dom"
   fi
   wait "$launcher"
 }
