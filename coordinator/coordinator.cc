@@ -280,24 +280,27 @@ Status Coordinator::CheckHeartbeats() {
     std::vector<int64_t> lost_jobs = scheduler_->QueuedOnRank(rank);
     int64_t running_job = scheduler_->OnRankLost(rank);
     if (running_job != 0) lost_jobs.insert(lost_jobs.begin(), running_job);
-    for (int64_t job_id : lost_jobs) {
-    for (auto it = attempts_.begin(); it != attempts_.end(); ++it) {
-      if (it->second.job_id != job_id) continue;
-      LiveAttempt lost = std::move(it->second);
-      attempts_.erase(it);
-      std::string cancel = EncodeMessage(Message{MessageType::kCancel, Json{{"job_id", job_id},
-                                                                            {"attempt_id", lost.attempt_id}}});
-      for (int member : lost.ranks) {
-        if (member != rank && ranks_[member].alive) (void)comm_->Send(member, kProtocolTag, cancel);
-      }
-      Json outcome = {{"ok", false}, {"failure_class", "node_lost"},
-                      {"message", "rank " + std::to_string(rank) + " on " + state.node + " stopped answering"}};
-      ATP_RETURN_IF_ERROR(EndAttempt(std::move(lost), outcome));
-      break;
-    }
-    }
+    for (int64_t job_id : lost_jobs) ATP_RETURN_IF_ERROR(EndAttemptOfLostRank(job_id, rank));
   }
   return FailUnschedulable();
+}
+
+Status Coordinator::EndAttemptOfLostRank(int64_t job_id, int lost_rank) {
+  auto it = std::find_if(attempts_.begin(), attempts_.end(),
+                         [job_id](const auto& entry) { return entry.second.job_id == job_id; });
+  if (it == attempts_.end()) return Status::Ok();
+  LiveAttempt lost = std::move(it->second);
+  attempts_.erase(it);
+  // The job's other ranks may be blocked in a collective with the lost one: end their part.
+  std::string cancel =
+      EncodeMessage(Message{MessageType::kCancel, Json{{"job_id", job_id}, {"attempt_id", lost.attempt_id}}});
+  for (int member : lost.ranks) {
+    if (member != lost_rank && ranks_[member].alive) (void)comm_->Send(member, kProtocolTag, cancel);
+  }
+  Json outcome = {{"ok", false}, {"failure_class", "node_lost"},
+                  {"message", "rank " + std::to_string(lost_rank) + " on " + ranks_[lost_rank].node +
+                                  " stopped answering"}};
+  return EndAttempt(std::move(lost), outcome);
 }
 
 ProgressSnapshot Coordinator::Snapshot() const {

@@ -74,6 +74,7 @@ class Coordinator {
   Status FailUnschedulable();
   Status Block(const std::vector<int64_t>& ids, int64_t cause);
   Status CheckHeartbeats();
+  Status EndAttemptOfLostRank(int64_t job_id, int lost_rank);
   void Broadcast(int type);
   ProgressSnapshot Snapshot() const;
   static std::string DurationKey(const JobSpec& spec);
