@@ -21,6 +21,67 @@ const std::vector<ParamInfo>& CommonParams() {
   return kCommon;
 }
 
+namespace {
+
+// Where a job finds its data, weights and cache, and how it runs; shared by every CLIP method.
+std::vector<ParamInfo> EnvironmentParams() {
+  return {
+      {"data_root", ParamType::kString, "", "data root (CoOp DATA layout); \"\" = $ATP_DATA_ROOT, else ./data", {}},
+      {"backbone", ParamType::kString, "ViT-B/16",
+       "CLIP checkpoint: a path, or an OpenAI model name looked up in $ATP_CLIP_DIR", {}},
+      {"vocab", ParamType::kString, "", "BPE vocabulary file; \"\" = OpenAI's (../shared/clip or $ATP_CLIP_VOCAB)", {}},
+      {"protocol", ParamType::kString, "base2novel", "evaluation protocol",
+       {"base2novel", "cross_dataset", "domain_generalization"}},
+      {"source_dataset", ParamType::kString, "",
+       "cross-dataset / domain generalization: the dataset the prompt was trained on", {}},
+      {"shots", ParamType::kInt, 16, "training images per class", {}},
+      {"compat", ParamType::kString, "paper",
+       "\"paper\": the method as the paper describes it; \"official\": the released code's behaviour "
+       "(docs/methods.md lists each difference)",
+       {"paper", "official"}},
+      {"use_feature_cache", ParamType::kBool, true, "reuse frozen image-tower features across jobs", {}},
+      {"feature_cache", ParamType::kString, "",
+       "feature cache directory; \"\" = $ATP_FEATURE_CACHE, else ~/.cache/atp/features", {}},
+      {"feature_cache_gb", ParamType::kFloat, 20.0, "size bound of the feature cache", {}},
+      {"threads", ParamType::kInt, 0, "intra-op threads of the job; 0 = all cores of the rank's share", {}},
+      {"device", ParamType::kString, "auto", "where the model runs: a CUDA GPU when one is present (auto)",
+       {"auto", "cpu", "cuda"}},
+      {"max_test_images", ParamType::kInt, 0, "evaluate on the first N test images per split; 0 = all", {}},
+  };
+}
+
+// Parameters of a prompt-learning method (CoOp, CoCoOp, MaPLe, DePT). 0 means "the official
+// value for this method and dataset" (spec 4.5, 4.7); the value used is recorded in the
+// job's outputs.
+std::vector<ParamInfo> PromptParams() {
+  std::vector<ParamInfo> params = {
+      {"atprompt", ParamType::kBool, false, "anchor the soft tokens to attribute words (ATPrompt)", {}},
+      {"attributes", ParamType::kStringList, Json::array(),
+       "ATPrompt attribute words; [] = the upstream attribute search's, else the paper's for the dataset", {}},
+      {"n_ctx", ParamType::kInt, 0, "class soft tokens; 0 = official per dataset", {}},
+      {"attribute_ctx", ParamType::kInt, 0, "soft tokens per attribute; 0 = n_ctx", {}},
+      {"class_position", ParamType::kString, "end", "where the class name sits in the prompt",
+       {"end", "middle", "front"}},
+      {"epochs", ParamType::kInt, 0, "training epochs; 0 = official per dataset", {}},
+      {"batch_size", ParamType::kInt, 0, "training batch; 0 = official (config)", {}},
+      {"lr", ParamType::kFloat, 0.0, "base learning rate; 0 = official (config)", {}},
+      {"max_steps_per_epoch", ParamType::kInt, 0, "cap on steps per epoch (smoke runs); 0 = full epochs", {}},
+      {"eval_only", ParamType::kBool, false,
+       "evaluate the upstream job's trained prompt (or `checkpoint`) instead of training", {}},
+      {"checkpoint", ParamType::kString, "",
+       "eval_only: a prompt checkpoint (atp's, or a published model.pth.tar-N)", {}},
+  };
+  for (auto& p : EnvironmentParams()) params.push_back(p);
+  return params;
+}
+
+std::vector<ParamInfo> WithExtra(std::vector<ParamInfo> params, const std::vector<ParamInfo>& extra) {
+  params.insert(params.end(), extra.begin(), extra.end());
+  return params;
+}
+
+}  // namespace
+
 const std::vector<MethodInfo>& AllMethods() {
   static const std::vector<MethodInfo> kMethods = {
       {"sleep",
@@ -36,6 +97,33 @@ const std::vector<MethodInfo>& AllMethods() {
            {"fail_attempts", ParamType::kInt, 1000000, "inject the failure only on attempts <= this", {}},
            {"fail_at_step", ParamType::kInt, 0, "step at which the failure is injected", {}},
        }},
+      {"zsclip", "zero-shot CLIP with the dataset's hand-written template (no training)", true,
+       EnvironmentParams()},
+      {"coop", "CoOp: learned class context (± ATPrompt attribute context)", true, PromptParams()},
+      {"cocoop", "CoCoOp: class context shifted by a meta-net of the image feature (± ATPrompt)", true,
+       WithExtra(PromptParams(),
+                 {{"ctx_init", ParamType::kString, "a photo of a",
+                   "vanilla CoCoOp: the phrase whose tokens initialise the context (\"\" = random)", {}}})},
+      {"maple", "MaPLe: deep coupled text and vision prompts (± ATPrompt, deep version)", true,
+       WithExtra(PromptParams(),
+                 {{"depth", ParamType::kInt, 0, "prompt depth J; 0 = official (9; 3 cross-dataset)", {}},
+                  {"ctx_init", ParamType::kString, "a photo of a",
+                   "vanilla MaPLe: the phrase whose first n_ctx tokens initialise the context", {}}})},
+      {"dept", "DePT: CoOp prompts plus a FiLM linear-probe head (± ATPrompt)", true,
+       WithExtra(PromptParams(),
+                 {{"weight", ParamType::kFloat, 0.0, "linear-probe loss weight w; 0 = official per dataset", {}}})},
+      {"attribute_search", "ATPrompt's differentiable search for the dataset's attribute words", true,
+       WithExtra(EnvironmentParams(),
+                 {{"bases", ParamType::kStringList, Json::array(),
+                   "the attribute bases; [] = `bases_file`, else the paper's five for the dataset", {}},
+                  {"bases_file", ParamType::kString, "", "attribute bases written by `atp attributes suggest`", {}},
+                  {"max_group_size", ParamType::kInt, 0, "largest combination searched; 0 = all", {}},
+                  {"n_ctx", ParamType::kInt, 4, "soft tokens per block", {}},
+                  {"epochs", ParamType::kInt, 0, "search epochs; 0 = 10 (paper) or 40 (official)", {}},
+                  {"batch_size", ParamType::kInt, 32, "training batch", {}},
+                  {"lr", ParamType::kFloat, 0.002, "prompt learning rate (SGD)", {}},
+                  {"alpha_lr", ParamType::kFloat, 0.02, "combination-weight learning rate (Adam)", {}},
+                  {"max_steps_per_epoch", ParamType::kInt, 0, "cap on steps per epoch; 0 = full epochs", {}}})},
   };
   return kMethods;
 }

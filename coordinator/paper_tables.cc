@@ -64,8 +64,11 @@ Result<std::vector<JobRow>> LoadJobs(sqlite3* db, const TableOptions& options, c
   // SQLite extracts the few parameters the tables need, so no job's JSON is parsed here.
   std::string sql =
       "SELECT j.id, j.method, j.state, j.dataset, j.seed,"
-      " json_extract(j.spec_json, '$.params.atprompt'), json_extract(j.spec_json, '$.params.n_ctx'),"
-      " json_extract(j.spec_json, '$.params.class_position'), json_extract(j.spec_json, '$.params.attributes'),"
+      " json_extract(j.spec_json, '$.params.atprompt'),"
+      // 0 and [] are the catalog's "official default" markers, not a chosen value.
+      " NULLIF(json_extract(j.spec_json, '$.params.n_ctx'), 0),"
+      " json_extract(j.spec_json, '$.params.class_position'),"
+      " NULLIF(json_extract(j.spec_json, '$.params.attributes'), '[]'),"
       " json_extract(j.spec_json, '$.params.protocol'), json_extract(j.spec_json, '$.params.source_dataset'),"
       " CASE WHEN j.method = 'attribute_search' THEN j.outputs_json END,"
       " EXISTS (SELECT 1 FROM job_deps d JOIN jobs u ON u.id = d.upstream_job_id"

@@ -16,6 +16,18 @@
 #if ATP_HAVE_DATA_COMMAND
 #include "tools/data_command.h"
 #endif
+#if ATP_HAVE_TRAIN_COMMAND
+#include "tools/train_command.h"
+#endif
+#if ATP_HAVE_PRETRAIN_COMMAND
+#include "tools/pretrain_command.h"
+#endif
+#if ATP_HAVE_ATTRIBUTES_COMMAND
+#include "tools/attributes_command.h"
+#endif
+#if ATP_HAVE_PROMPT_METHODS
+#include "worker/prompt/prompt_methods.h"
+#endif
 
 namespace {
 
@@ -37,6 +49,16 @@ const Subcommand kSubcommands[] = {
 #if ATP_HAVE_DATA_COMMAND
     {"data", "check data roots, print few-shot splits, import Fashion-MNIST", atp::RunDataCommand},
 #endif
+#if ATP_HAVE_TRAIN_COMMAND
+    {"train", "run one training job (JOB.toml) here, without mpirun", atp::RunTrainCommand},
+    {"eval", "evaluate a trained prompt checkpoint on a dataset", atp::RunEvalCommand},
+#endif
+#if ATP_HAVE_PRETRAIN_COMMAND
+    {"pretrain", "train the demo's tiny CLIP (and its BPE vocabulary) on Fashion-MNIST", atp::RunPretrainCommand},
+#endif
+#if ATP_HAVE_ATTRIBUTES_COMMAND
+    {"attributes", "list the paper's attribute bases, or ask a language model for new ones", atp::RunAttributesCommand},
+#endif
 };
 
 void PrintUsage(std::FILE* out) {
@@ -50,6 +72,9 @@ void PrintUsage(std::FILE* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#if ATP_HAVE_PROMPT_METHODS
+  atp::prompt::RegisterPromptMethods();
+#endif
   int executor_code = atp::MaybeRunExecutor(argc, argv);
   if (executor_code >= 0) return executor_code;
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {

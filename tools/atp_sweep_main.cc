@@ -2,8 +2,14 @@
 // when started with --atp-executor (worker/executor.h).
 #include "tools/sweep_command.h"
 #include "worker/executor.h"
+#if ATP_HAVE_PROMPT_METHODS
+#include "worker/prompt/prompt_methods.h"
+#endif
 
 int main(int argc, char** argv) {
+#if ATP_HAVE_PROMPT_METHODS
+  atp::prompt::RegisterPromptMethods();
+#endif
   int executor_code = atp::MaybeRunExecutor(argc, argv);
   if (executor_code >= 0) return executor_code;
   return atp::RunSweepCommand(argc, argv);

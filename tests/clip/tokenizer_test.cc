@@ -85,16 +85,54 @@ TEST(ClipVocabPathTest, EnvironmentVariableThenSharedFoldersAndErrorsListEveryPl
 
 TEST(ClipTokenizerLoadTest, RejectsFilesThatAreNotTheVocabulary) {
   TempDir dir;
-  dir.Write("short.txt", "#version: 0.2\na b\nc d\n");
-  auto r = ClipTokenizer::Load(dir.File("short.txt"));
-  ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("only 2 merge lines"), std::string::npos) << r.status().message();
-  EXPECT_NE(r.status().message().find(dir.File("short.txt")), std::string::npos);
   dir.Write("bad.txt", "#version: 0.2\nabc\n");
-  r = ClipTokenizer::Load(dir.File("bad.txt"));
+  auto r = ClipTokenizer::Load(dir.File("bad.txt"));
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("line 2 is not a merge"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find(dir.File("bad.txt")), std::string::npos);
+  dir.Write("blank.txt", "#version: 0.2\na b\n\nc d\n");
+  r = ClipTokenizer::Load(dir.File("blank.txt"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("line 3 is not a merge"), std::string::npos) << r.status().message();
+  dir.Write("no_newline.txt", "#version: 0.2");
+  EXPECT_EQ(ClipTokenizer::Load(dir.File("no_newline.txt")).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(ClipTokenizer::Load(dir.File("absent.gz")).status().code(), StatusCode::kNotFound);
+}
+
+TEST(ClipTokenizerLoadTest, ShortMergeListGivesASmallVocabularyWithSpecialTokensLast) {
+  TempDir dir;
+  dir.Write("short.txt", "#version: 0.2\na b</w>\nc d\n");
+  auto r = ClipTokenizer::Load(dir.File("short.txt"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const ClipTokenizer& tok = **r;
+  EXPECT_EQ(tok.vocab_size(), 512 + 2 + 2);
+  EXPECT_EQ(tok.num_merges(), 2);
+  EXPECT_EQ(tok.start_of_text(), 514);
+  EXPECT_EQ(tok.end_of_text(), 515);
+  EXPECT_EQ(tok.Token(512), "ab</w>");
+  EXPECT_EQ(tok.Token(513), "cd");
+  EXPECT_EQ(tok.Token(515), "<|endoftext|>");
+  EXPECT_EQ(tok.Encode("ab").value(), std::vector<int>{512});
+  EXPECT_EQ(tok.Encode("<|startoftext|>").value(), std::vector<int>{514});
+  EXPECT_EQ(tok.Tokenize("ab", OverlongPolicy::kError, 5).value(), (std::vector<int>{514, 512, 515, 0, 0}));
+  auto cut = tok.Tokenize("ab ab ab", OverlongPolicy::kTruncate, 3);
+  ASSERT_TRUE(cut.ok());
+  EXPECT_EQ(*cut, (std::vector<int>{514, 512, 515}));
+
+  // A header and no merges: the byte symbols and the two special tokens.
+  dir.Write("empty.txt", "#version: 0.2\n");
+  r = ClipTokenizer::Load(dir.File("empty.txt"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)->vocab_size(), 514);
+  EXPECT_EQ((*r)->end_of_text(), 513);
+}
+
+TEST(ClipByteSymbolTest, InitialSymbolsSpellEveryByteAndMarkTheWordEnd) {
+  EXPECT_EQ(ByteSymbol('a'), "a");
+  EXPECT_EQ(ByteSymbol(' '), "\xC4\xA0");  // U+0120: spaces and controls move to 256+n
+  EXPECT_EQ(InitialBpeSymbols("dog"), (std::vector<std::string>{"d", "o", "g</w>"}));
+  EXPECT_EQ(InitialBpeSymbols("\xC3\xA9").size(), 2u);  // one symbol per byte of é
+  EXPECT_TRUE(InitialBpeSymbols("").empty());
 }
 
 class ClipTokenizerTest : public ::testing::Test {
@@ -114,6 +152,9 @@ class ClipTokenizerTest : public ::testing::Test {
 
 TEST_F(ClipTokenizerTest, KnownIds) {
   EXPECT_EQ(tok_->vocab_size(), kVocabSize);
+  EXPECT_EQ(tok_->start_of_text(), kStartOfText);
+  EXPECT_EQ(tok_->end_of_text(), kEndOfText);
+  EXPECT_EQ(tok_->num_merges(), kMaxMerges);
   EXPECT_EQ(Enc("X"), std::vector<int>{343});
   EXPECT_EQ(tok_->Token(343), "x</w>");
   EXPECT_EQ(Enc("."), std::vector<int>{269});

@@ -14,8 +14,6 @@
 namespace atp::clip {
 namespace {
 
-// simple_tokenizer.py keeps vocabulary lines 1..48894: 49152 - 256 - 2 merges.
-constexpr int kNumMerges = 49152 - 256 - 2;
 constexpr const char* kVocabFileName = "bpe_simple_vocab_16e6.txt.gz";
 
 // bytes_to_unicode(): printable bytes keep their code point, the other 68 move to 256+n.
@@ -86,6 +84,15 @@ size_t MatchLiteral(std::u32string_view text, size_t pos, std::u32string_view li
 
 }  // namespace
 
+const std::string& ByteSymbol(unsigned char byte) { return Bytes().encoded[byte]; }
+
+std::vector<std::string> InitialBpeSymbols(std::string_view utf8_piece) {
+  std::vector<std::string> word;
+  for (unsigned char b : utf8_piece) word.push_back(ByteSymbol(b));
+  if (!word.empty()) word.back() += "</w>";
+  return word;
+}
+
 struct ClipTokenizer::State {
   std::unordered_map<std::string, int> encoder;
   std::unordered_map<std::string, int> ranks;  // "first second" -> merge index
@@ -139,9 +146,14 @@ Result<std::string> ResolveVocabPath(const std::string& explicit_path, const std
 
 Result<std::shared_ptr<const ClipTokenizer>> ClipTokenizer::Load(const std::string& vocab_path) {
   ATP_ASSIGN_OR_RETURN(std::string data, ReadMaybeGzip(vocab_path));
+  return Parse(data, vocab_path);
+}
+
+Result<std::shared_ptr<const ClipTokenizer>> ClipTokenizer::Parse(const std::string& data, const std::string& vocab_path) {
   auto not_vocab = [&](const std::string& why) {
     return InvalidArgument("CLIP vocabulary " + vocab_path + ": " + why +
-                           "; expected OpenAI's " + kVocabFileName);
+                           "; expected a BPE merge list (a header line, then one \"first second\" merge "
+                           "per line) such as OpenAI's " + kVocabFileName);
   };
   if (!DecodeUtf8(data).ok()) return not_vocab("not UTF-8 text");
   std::shared_ptr<ClipTokenizer> tok(new ClipTokenizer());
@@ -150,15 +162,16 @@ Result<std::shared_ptr<const ClipTokenizer>> ClipTokenizer::Load(const std::stri
   for (int b : bytes.order) vocab.push_back(bytes.encoded[b]);
   for (int b : bytes.order) vocab.push_back(bytes.encoded[b] + "</w>");
 
+  // The first line (OpenAI's reads "bpe_simple_vocab_16e6.txt#version: 0.2") is skipped.
   size_t pos = data.find('\n');
-  if (pos == std::string::npos) return not_vocab("no merges after the header line");
+  if (pos == std::string::npos) return not_vocab("no line break after the header line");
   ++pos;
-  for (int i = 0; i < kNumMerges; ++i) {
-    if (pos >= data.size()) {
-      return not_vocab("only " + std::to_string(i) + " merge lines, " + std::to_string(kNumMerges) + " needed");
-    }
+  // The file's final line break ends the last merge rather than starting an empty one.
+  size_t text_end = data.size();
+  if (text_end > pos && data[text_end - 1] == '\n') --text_end;
+  for (int i = 0; i < kMaxMerges && pos < text_end; ++i) {
     size_t end = data.find('\n', pos);
-    if (end == std::string::npos) end = data.size();
+    if (end == std::string::npos || end > text_end) end = text_end;
     std::string_view line(data.data() + pos, end - pos);
     size_t sp = line.find(' ');
     if (sp == std::string_view::npos || sp == 0 || sp + 1 >= line.size() ||
@@ -229,6 +242,7 @@ std::vector<std::string> ClipTokenizer::Bpe(const std::string& token) const {
     word.push_back(token.substr(i, n));
     i += n;
   }
+  if (word.empty()) return word;
   word.back() += "</w>";
   while (word.size() > 1) {
     int best = INT_MAX;
@@ -269,11 +283,11 @@ Result<std::vector<int>> ClipTokenizer::Encode(std::string_view utf8_text) const
     std::string utf8 = EncodeUtf8(piece);
     // The reference seeds its cache with the two special tokens, which bypass BPE.
     if (utf8 == "<|startoftext|>") {
-      ids.push_back(kStartOfText);
+      ids.push_back(start_of_text());
       continue;
     }
     if (utf8 == "<|endoftext|>") {
-      ids.push_back(kEndOfText);
+      ids.push_back(end_of_text());
       continue;
     }
     std::string encoded;
@@ -294,16 +308,16 @@ Result<std::vector<int>> ClipTokenizer::Tokenize(std::string_view utf8_text, Ove
   ATP_ASSIGN_OR_RETURN(std::vector<int> body, Encode(utf8_text));
   std::vector<int> ids;
   ids.reserve(body.size() + 2);
-  ids.push_back(kStartOfText);
+  ids.push_back(start_of_text());
   ids.insert(ids.end(), body.begin(), body.end());
-  ids.push_back(kEndOfText);
+  ids.push_back(end_of_text());
   if (static_cast<int>(ids.size()) > context_length) {
     if (policy == OverlongPolicy::kError) {
       return InvalidArgument("text is " + std::to_string(ids.size()) + " tokens with start and end, longer than the context length " +
                              std::to_string(context_length) + "; shorten it or ask for truncation");
     }
     ids.resize(static_cast<size_t>(context_length));
-    ids.back() = kEndOfText;
+    ids.back() = end_of_text();
   }
   ids.resize(static_cast<size_t>(context_length), 0);
   return ids;

@@ -1,0 +1,100 @@
+#include "worker/pretrain/clip_state_dict_writer.h"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <memory>
+
+#include "common/json.h"
+#include "tests/pretrain/pretrain_test_util.h"
+#include "worker/clip/clip_checkpoint.h"
+#include "worker/clip/clip_model.h"
+
+namespace atp::pretrain {
+namespace {
+
+using testing::TempDir;
+
+clip::Clip SmallRandomClip() {
+  clip::ClipOptions o;
+  o.vision.input_resolution(16).patch_size(8).width(64).layers(1).heads(1).output_dim(32);
+  o.text.context_length(12).vocab_size(600).width(64).layers(2).heads(1).embed_dim(32);
+  torch::manual_seed(7);
+  clip::Clip model(o);
+  torch::NoGradGuard no_grad;
+  model->logit_scale.fill_(2.5);
+  return model;
+}
+
+// stdout of a shell command and its exit status.
+std::pair<std::string, int> RunShell(const std::string& command) {
+  std::string out;
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) return {"", -1};
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  return {out, pclose(p)};
+}
+
+// A Python with torch: `python3` on the PATH, else Debian's, whose python3-torch is what the
+// installer provides. "" when neither imports torch.
+std::string PythonWithTorch() {
+  for (const char* python : {"python3", "/usr/bin/python3"}) {
+    if (RunShell(std::string(python) + " -c 'import torch' >/dev/null 2>&1").second == 0) return python;
+  }
+  return "";
+}
+
+TEST(ClipStateDictWriterTest, LoadClipReadsBackEveryTensorExactly) {
+  TempDir dir;
+  clip::Clip model = SmallRandomClip();
+  ASSERT_TRUE(SaveClipStateDict(*model, dir.File("m.pt")).ok());
+  EXPECT_FALSE(std::filesystem::exists(dir.File("m.pt.tmp")));
+  auto loaded = clip::LoadClip(dir.File("m.pt"));
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ((*loaded)->options.ToString(), model->options.ToString());
+  auto want = model->named_parameters();
+  auto got = (*loaded)->named_parameters();
+  ASSERT_EQ(got.size(), want.size());
+  for (const auto& p : want) {
+    ASSERT_TRUE(got.contains(p.key())) << p.key();
+    EXPECT_TRUE(torch::equal(got[p.key()], p.value())) << p.key();
+  }
+}
+
+TEST(ClipStateDictWriterTest, UnwritableFolderIsAnIoError) {
+  clip::Clip model = SmallRandomClip();
+  EXPECT_EQ(SaveClipStateDict(*model, "/nonexistent/dir/m.pt").code(), StatusCode::kIoError);
+}
+
+TEST(ClipStateDictWriterTest, PythonTorchLoadReadsAStateDictWithOpenAisKeys) {
+  const std::string python = PythonWithTorch();
+  if (python.empty()) GTEST_SKIP() << "no Python with torch here (python3 -c 'import torch' fails); skipping";
+  TempDir dir;
+  clip::Clip model = SmallRandomClip();
+  ASSERT_TRUE(SaveClipStateDict(*model, dir.File("m.pt")).ok());
+  const std::string script =
+      "import json, sys, torch\n"
+      "sd = torch.load(sys.argv[1], map_location='cpu')\n"
+      "print(json.dumps({k: [list(v.shape), str(v.dtype), float(v.double().sum())] for k, v in sd.items()}))\n";
+  std::ofstream(dir.File("read.py")) << script;
+  auto [out, rc] = RunShell(python + " " + dir.File("read.py") + " " + dir.File("m.pt") + " 2>&1");
+  ASSERT_EQ(rc, 0) << out;
+  Json got = Json::parse(out);
+  auto params = model->named_parameters();
+  EXPECT_EQ(got.size(), params.size());
+  for (const auto& p : params) {
+    ASSERT_TRUE(got.contains(p.key())) << p.key();
+    EXPECT_EQ(got[p.key()][0].get<std::vector<int64_t>>(), p.value().sizes().vec()) << p.key();
+    EXPECT_EQ(got[p.key()][1], "torch.float32");
+    EXPECT_NEAR(got[p.key()][2].get<double>(), p.value().to(torch::kDouble).sum().item<double>(), 1e-6) << p.key();
+  }
+  EXPECT_TRUE(got.contains("visual.transformer.resblocks.0.attn.in_proj_weight"));
+  EXPECT_TRUE(got.contains("token_embedding.weight"));
+  EXPECT_NEAR(got["logit_scale"][2].get<double>(), 2.5, 1e-6);
+}
+
+}  // namespace
+}  // namespace atp::pretrain

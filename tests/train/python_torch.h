@@ -1,0 +1,96 @@
+// Runs Python scripts that import torch, for tests that check atp against PyTorch itself
+// (schedulers, torch.load). Finds an interpreter with torch once ($ATP_PYTHON, python3, then
+// /usr/bin/python3, since a python3 earlier on PATH may lack torch); tests skip without one.
+// Thread-compatible: the interpreter is looked up once, on first use.
+#pragma once
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace atp::train::testing {
+
+struct PythonRun {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs `command` through the shell, capturing both streams.
+inline PythonRun RunShell(const std::string& command) {
+  PythonRun run;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return run;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) run.output.append(buffer, n);
+  const int status = pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+// The interpreter to use, or "" with the reason in *why.
+inline std::string PythonWithTorch(std::string* why) {
+  static std::string found;
+  static std::string reason;
+  static bool tried = false;
+  if (!tried) {
+    tried = true;
+    std::vector<std::string> candidates;
+    if (const char* env = std::getenv("ATP_PYTHON")) candidates.push_back(env);
+    candidates.push_back("python3");
+    candidates.push_back("/usr/bin/python3");
+    for (const auto& python : candidates) {
+      PythonRun probe = RunShell(python + " -c 'import torch'");
+      if (probe.exit_code == 0) {
+        found = python;
+        break;
+      }
+      reason += "\n  " + python + " -c 'import torch': " + probe.output.substr(0, 200);
+    }
+    if (found.empty()) {
+      reason = "no Python interpreter with torch (install python3-torch or set ATP_PYTHON):" + reason;
+    }
+  }
+  *why = reason;
+  return found;
+}
+
+// Writes `script` to a temporary file and runs it with `args` (already shell-quoted).
+inline PythonRun RunPython(const std::string& python, const std::string& script, const std::string& args = "") {
+  std::string path = (std::filesystem::temp_directory_path() / "atp_train_test_XXXXXX").string();
+  const int fd = mkstemp(path.data());
+  if (fd < 0) return {};
+  close(fd);
+  std::ofstream(path) << script;
+  PythonRun run = RunShell(python + " " + path + " " + args);
+  std::filesystem::remove(path);
+  return run;
+}
+
+// A directory under the system temp dir, removed with the object.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "atp_train_test_XXXXXX").string();
+    path_ = mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace atp::train::testing

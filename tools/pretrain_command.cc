@@ -1,0 +1,201 @@
+#include "tools/pretrain_command.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "worker/pretrain/tiny_clip_report.h"
+#include "worker/pretrain/tiny_clip_trainer.h"
+
+namespace atp {
+namespace {
+
+constexpr const char* kUsage =
+    "usage: atp pretrain --data-root DIR --out DIR [--epochs N] [--seed S] [--threads T] [--force]\n"
+    "\n"
+    "Trains the demo's tiny CLIP from scratch on Fashion-MNIST (the train split of\n"
+    "DIR/fashion_mnist, as `atp data import-fashion-mnist --out DIR` writes it): learns a BPE\n"
+    "vocabulary from the class captions, trains a small ViT CLIP contrastively on image/caption\n"
+    "pairs, and measures zero-shot accuracy on the test split with \"a photo of a {}.\".\n"
+    "Writes into the --out folder:\n"
+    "  tiny_clip.pt            the weights, a state dict with OpenAI's key names (torch.load and\n"
+    "                          atp's CLIP loader read it)\n"
+    "  tiny_clip_vocab.txt.gz  the BPE merges, in the format of OpenAI's bpe_simple_vocab_16e6\n"
+    "  tiny_clip.json          options, losses, zero-shot accuracy (overall and per class), times\n"
+    "When these exist and were made with the same options, nothing is retrained.\n"
+    "\n"
+    "options:\n"
+    "  --data-root DIR   the data root holding fashion_mnist/ (required)\n"
+    "  --out DIR         where the three files go (created if missing; required)\n"
+    "  --epochs N        passes over the train split (default 3)\n"
+    "  --seed S          seeds initialisation, batch order, captions and shifts (default 1)\n"
+    "  --threads T       CPU threads (default: every core)\n"
+    "  --force           retrain even when matching outputs exist\n"
+    "  --max-train-per-class N, --max-test-per-class N\n"
+    "                    use only the first N images of each class (quick runs; default all)\n";
+
+int UsageError(const std::string& message) {
+  std::fprintf(stderr, "atp pretrain: %s\n%s", message.c_str(), kUsage);
+  return 2;
+}
+
+int Fail(const Status& status) {
+  std::fprintf(stderr, "atp pretrain: %s\n", status.message().c_str());
+  return 1;
+}
+
+bool ParseInt(const std::string& text, int64_t min, int64_t max, int64_t* out) {
+  if (text.empty()) return false;
+  char* end = nullptr;
+  errno = 0;
+  const long long v = std::strtoll(text.c_str(), &end, 10);
+  if (errno != 0 || *end != '\0' || v < min || v > max) return false;
+  *out = v;
+  return true;
+}
+
+std::string Duration(double seconds) {
+  const long s = std::lround(seconds);
+  char buf[32];
+  if (s >= 60) {
+    std::snprintf(buf, sizeof(buf), "%ldm %02lds", s / 60, s % 60);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%lds", s);
+  }
+  return buf;
+}
+
+// The option names whose values differ, for the message when outputs are replaced.
+std::string Differences(const Json& have, const Json& want) {
+  std::string out;
+  for (const auto& [key, value] : want.items()) {
+    if (!have.contains(key) || have[key] != value) {
+      out += (out.empty() ? "" : ", ") + key + " " + (have.contains(key) ? have[key].dump() : "unset") + " -> " +
+             value.dump();
+    }
+  }
+  return out;
+}
+
+void PrintReport(const pretrain::TinyClipReport& r) {
+  std::printf("zero-shot accuracy on the test split (\"a photo of a {}.\"): %.2f%% of %lld images\n",
+              100.0 * r.zero_shot_accuracy, static_cast<long long>(r.test_images));
+  for (const auto& c : r.per_class) {
+    std::printf("  %-12s %6.2f%%  (%lld/%lld)\n", c.classname.c_str(), 100.0 * c.accuracy(),
+                static_cast<long long>(c.correct), static_cast<long long>(c.total));
+  }
+}
+
+}  // namespace
+
+int RunPretrainCommand(int argc, char** argv) {
+  pretrain::TinyClipOptions options;
+  std::string out_dir;
+  bool force = false;
+  const std::vector<std::string> valued = {"--data-root", "--out", "--epochs", "--seed", "--threads",
+                                           "--max-train-per-class", "--max-test-per-class"};
+  std::map<std::string, std::string> values;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::printf("%s", kUsage);
+      return 0;
+    }
+    if (arg == "--force") {
+      force = true;
+      continue;
+    }
+    bool known = false;
+    for (const auto& v : valued) known = known || arg == v;
+    if (!known) return UsageError("unknown option '" + arg + "'");
+    if (i + 1 >= argc) return UsageError("option " + arg + " needs a value");
+    values[arg] = argv[++i];
+  }
+  if (!values.count("--data-root")) return UsageError("--data-root is required");
+  if (!values.count("--out")) return UsageError("--out is required");
+  std::error_code ec;
+  // The report records the absolute root, so a run from another folder is recognised.
+  options.data_root = std::filesystem::absolute(values["--data-root"], ec).lexically_normal().string();
+  if (ec) options.data_root = values["--data-root"];
+  out_dir = values["--out"];
+  int64_t v = 0;
+  if (values.count("--epochs")) {
+    if (!ParseInt(values["--epochs"], 1, 1000, &v)) return UsageError("--epochs must be an integer in [1, 1000]");
+    options.epochs = static_cast<int>(v);
+  }
+  if (values.count("--seed")) {
+    if (!ParseInt(values["--seed"], 0, INT64_MAX, &v)) return UsageError("--seed must be an integer >= 0");
+    options.seed = static_cast<uint64_t>(v);
+  }
+  if (values.count("--threads")) {
+    if (!ParseInt(values["--threads"], 0, 1024, &v)) return UsageError("--threads must be an integer in [0, 1024]");
+    options.threads = static_cast<int>(v);
+  }
+  for (auto [flag, field] : {std::pair<const char*, int*>{"--max-train-per-class", &options.max_train_per_class},
+                             {"--max-test-per-class", &options.max_test_per_class}}) {
+    if (values.count(flag)) {
+      if (!ParseInt(values[flag], 0, 1000000, &v)) return UsageError(std::string(flag) + " must be an integer >= 0");
+      *field = static_cast<int>(v);
+    }
+  }
+  if (Status s = options.Validate(); !s.ok()) return UsageError(s.message());
+
+  const std::string split = options.data_root + "/fashion_mnist/split_zhou_FashionMNIST.json";
+  if (!std::filesystem::is_regular_file(split, ec)) {
+    std::fprintf(stderr,
+                 "atp pretrain: no Fashion-MNIST under %s (%s is missing). Import it first:\n"
+                 "  atp data import-fashion-mnist --out %s\n"
+                 "(it reads Debian's dataset-fashion-mnist package from /usr/share/datasets/fashion-mnist)\n",
+                 options.data_root.c_str(), split.c_str(), values["--data-root"].c_str());
+    return 1;
+  }
+
+  const pretrain::TinyClipPaths paths = pretrain::TinyClipPathsIn(out_dir);
+  if (std::filesystem::exists(paths.report, ec)) {
+    auto existing = pretrain::ReadTinyClipReport(paths.report);
+    const bool files = std::filesystem::is_regular_file(paths.checkpoint, ec) &&
+                       std::filesystem::is_regular_file(paths.vocabulary, ec);
+    if (existing.ok() && files && existing->options.ToJson() == options.ToJson() && !force) {
+      std::printf("atp pretrain: %s is up to date (same options; trained in %s); use --force to retrain\n",
+                  paths.checkpoint.c_str(), Duration(existing->total_seconds).c_str());
+      PrintReport(*existing);
+      return 0;
+    }
+    if (!existing.ok()) {
+      std::printf("note: replacing %s, which cannot be read (%s)\n", paths.report.c_str(),
+                  existing.status().message().c_str());
+    } else if (existing->options.ToJson() != options.ToJson()) {
+      std::printf("note: replacing the run in %s, made with other options (%s)\n", out_dir.c_str(),
+                  Differences(existing->options.ToJson(), options.ToJson()).c_str());
+    } else if (!files) {
+      std::printf("note: %s lacks its checkpoint or vocabulary; retraining\n", out_dir.c_str());
+    }
+  }
+
+  std::printf("atp pretrain: tiny CLIP on %s, %d epoch%s, seed %llu -> %s\n", options.data_root.c_str(), options.epochs,
+              options.epochs == 1 ? "" : "s", static_cast<unsigned long long>(options.seed), out_dir.c_str());
+  std::fflush(stdout);
+  auto progress = [](const pretrain::EpochProgress& p) {
+    std::printf("epoch %d/%d: loss %.4f, %.0f images/s, %s elapsed, ETA %s\n", p.epoch, p.epochs, p.mean_loss,
+                p.images_per_second, Duration(p.elapsed_seconds).c_str(), Duration(p.eta_seconds).c_str());
+    std::fflush(stdout);
+  };
+  auto report = pretrain::PretrainTinyClip(options, out_dir, progress);
+  if (!report.ok()) return Fail(report.status());
+  std::printf("model: %s; vocabulary %d ids (%d merges); %lld train images, %d threads\n", report->model.c_str(),
+              report->vocab_size, report->num_merges, static_cast<long long>(report->train_images),
+              report->threads_used);
+  PrintReport(*report);
+  std::printf("wall time %s (prepare %s, train %s, evaluate %s)\nwrote %s, %s, %s\n",
+              Duration(report->total_seconds).c_str(), Duration(report->prepare_seconds).c_str(),
+              Duration(report->train_seconds).c_str(), Duration(report->eval_seconds).c_str(),
+              paths.checkpoint.c_str(), paths.vocabulary.c_str(), paths.report.c_str());
+  return 0;
+}
+
+}  // namespace atp

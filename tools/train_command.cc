@@ -1,0 +1,230 @@
+#include "tools/train_command.h"
+
+#include <toml++/toml.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "common/job_spec.h"
+#include "common/method_catalog.h"
+#include "worker/job_context.h"
+#include "worker/job_failure.h"
+#include "worker/method_registry.h"
+#include "worker/prompt/prompt_methods.h"
+
+namespace atp {
+namespace {
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+
+const char* kTrainUsage =
+    "usage: atp train JOB.toml [--set KEY=VALUE ...] [--workdir DIR] [--out METRICS.json] [--fresh]\n"
+    "       atp eval  JOB.toml [--checkpoint FILE] [--set KEY=VALUE ...] [--workdir DIR] [--out METRICS.json]\n"
+    "\n"
+    "Runs one job of a prompt method on this machine. JOB.toml names the method and its\n"
+    "parameters, the same ones a sweep takes (`atp-sweep --help`, docs/methods.md):\n"
+    "\n"
+    "    method = \"coop\"\n"
+    "    [params]\n"
+    "    dataset = \"fashion_mnist\"\n"
+    "    atprompt = true\n"
+    "    backbone = \"runs/tiny_clip/tiny_clip.pt\"\n"
+    "\n"
+    "  --set KEY=VALUE   override a parameter (VALUE as in TOML: 2, 0.5, true, \"text\", [\"a\", \"b\"])\n"
+    "  --workdir DIR     job directory: checkpoints, metrics (default runs/jobs/<method>-<key>)\n"
+    "  --out FILE        where the metrics JSON goes (default <workdir>/metrics.json)\n"
+    "  --fresh           ignore a checkpoint left in the job directory (default: resume from it)\n"
+    "  --checkpoint FILE (eval) the prompt checkpoint to evaluate: atp's checkpoint.pth or a\n"
+    "                    published model.pth.tar-N\n";
+
+Json TomlToJson(const toml::node& node) {
+  if (auto* table = node.as_table()) {
+    Json out = Json::object();
+    for (auto&& [key, value] : *table) out[std::string(key.str())] = TomlToJson(value);
+    return out;
+  }
+  if (auto* array = node.as_array()) {
+    Json out = Json::array();
+    for (auto&& value : *array) out.push_back(TomlToJson(value));
+    return out;
+  }
+  if (auto v = node.value<int64_t>(); v && node.is_integer()) return *v;
+  if (auto v = node.value<double>(); v && node.is_floating_point()) return *v;
+  if (auto v = node.value<bool>()) return *v;
+  if (auto v = node.value<std::string>()) return *v;
+  return nullptr;
+}
+
+// KEY=VALUE with VALUE parsed as a TOML value; a bare word is a string.
+Result<std::pair<std::string, Json>> ParseSetting(const std::string& text) {
+  auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) return InvalidArgument("--set needs KEY=VALUE, got '" + text + "'");
+  std::string key = text.substr(0, eq), value = text.substr(eq + 1);
+  toml::parse_result parsed = toml::parse("v = " + value);
+  if (!parsed) return std::make_pair(key, Json(value));
+  return std::make_pair(key, TomlToJson(*parsed.table().get("v")));
+}
+
+struct JobFile {
+  std::string method;
+  Json params = Json::object();
+};
+
+Result<JobFile> ReadJobFile(const std::string& path) {
+  toml::parse_result parsed = toml::parse_file(path);
+  if (!parsed) {
+    const auto& error = parsed.error();
+    return InvalidArgument(path + ":" + std::to_string(error.source().begin.line) + ": " +
+                           std::string(error.description()));
+  }
+  const toml::table& table = parsed.table();
+  JobFile job;
+  for (auto&& [key, node] : table) {
+    const std::string name(key.str());
+    if (name == "method") {
+      if (!node.is_string()) return InvalidArgument(path + ": 'method' must be a string");
+      job.method = *node.value<std::string>();
+    } else if (name == "params") {
+      if (!node.is_table()) return InvalidArgument(path + ": [params] must be a table");
+      job.params = TomlToJson(node);
+    } else {
+      return InvalidArgument(path + ":" + std::to_string(key.source().begin.line) + ": unknown key '" + name +
+                             "'; a job file has `method` and a [params] table");
+    }
+  }
+  if (job.method.empty()) return InvalidArgument(path + ": no `method` (one of: " + MethodNamesList() + ")");
+  return job;
+}
+
+int Run(int argc, char** argv, bool eval) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    std::fputs(kTrainUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  std::string job_path = argv[1];
+  std::string workdir, out_path, checkpoint;
+  bool fresh = false;
+  std::vector<std::pair<std::string, Json>> settings;
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
+    const char* value = nullptr;
+    if (arg == "--set" && (value = next())) {
+      auto setting = ParseSetting(value);
+      if (!setting.ok()) {
+        std::fprintf(stderr, "atp %s: %s\n", argv[0], setting.status().message().c_str());
+        return 2;
+      }
+      settings.push_back(*setting);
+    } else if (arg == "--workdir" && (value = next())) {
+      workdir = value;
+    } else if (arg == "--out" && (value = next())) {
+      out_path = value;
+    } else if (arg == "--checkpoint" && eval && (value = next())) {
+      checkpoint = value;
+    } else if (arg == "--fresh") {
+      fresh = true;
+    } else {
+      std::fprintf(stderr, "atp %s: unknown or incomplete option '%s'\n\n%s", argv[0], arg.c_str(), kTrainUsage);
+      return 2;
+    }
+  }
+
+  auto job = ReadJobFile(job_path);
+  if (!job.ok()) {
+    std::fprintf(stderr, "atp %s: %s\n", argv[0], job.status().message().c_str());
+    return 2;
+  }
+  for (auto& [key, value] : settings) job->params[key] = value;
+  if (eval) {
+    job->params["eval_only"] = true;
+    if (!checkpoint.empty()) job->params["checkpoint"] = checkpoint;
+  }
+  const MethodInfo* info = FindMethod(job->method);
+  if (!info) {
+    std::fprintf(stderr, "atp %s: %s: unknown method '%s'; valid methods: %s\n", argv[0], job_path.c_str(),
+                 job->method.c_str(), MethodNamesList().c_str());
+    return 2;
+  }
+  auto params = ResolveMethodParams(*info, job->params);
+  if (!params.ok()) {
+    std::fprintf(stderr, "atp %s: %s: %s\n", argv[0], job_path.c_str(), params.status().message().c_str());
+    return 2;
+  }
+  prompt::RegisterPromptMethods();
+  const MethodFunction* method = FindMethodFunction(job->method);
+  if (!method) {
+    std::fprintf(stderr, "atp %s: method '%s' is not built into this atp\n", argv[0], job->method.c_str());
+    return 2;
+  }
+
+  JobSpec spec;
+  spec.stage = eval ? "eval" : "train";
+  spec.method = job->method;
+  spec.params = *params;
+  const std::string key = spec.Key();
+  if (workdir.empty()) workdir = "runs/jobs/" + job->method + "-" + key.substr(0, 12);
+  std::filesystem::create_directories(workdir);
+  if (out_path.empty()) out_path = workdir + "/metrics.json";
+  std::string resume;
+  const std::string previous = workdir + "/checkpoint.pth";
+  if (!eval && !fresh && std::filesystem::exists(previous)) {
+    resume = previous;
+    std::fprintf(stderr, "atp %s: resuming from %s (--fresh starts over)\n", argv[0], previous.c_str());
+  }
+
+  JobContext::Channel channel;  // one rank: progress goes to the terminal through the job's log lines
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  JobContext context(spec, 1, Json::array(), workdir, resume, 0, 1, channel, &g_stop);
+  std::fprintf(stderr, "atp %s: %s job %s in %s\n", argv[0], job->method.c_str(), key.substr(0, 12).c_str(),
+               workdir.c_str());
+  Json report = {{"job", key}, {"method", job->method}, {"params", spec.params}};
+  int code = 0;
+  try {
+    MethodResult result = (*method)(context);
+    report["ok"] = true;
+    report["metrics"] = result.metrics;
+    report["outputs"] = result.outputs;
+  } catch (const JobFailure& e) {
+    report["ok"] = false;
+    report["failure_class"] = FailureClassName(e.failure_class());
+    report["message"] = e.what();
+    code = e.failure_class() == FailureClass::kPreempted ? 3 : e.failure_class() == FailureClass::kUserError ? 2 : 1;
+  } catch (const std::exception& e) {
+    report["ok"] = false;
+    report["failure_class"] = "error";
+    report["message"] = e.what();
+    code = 1;
+  }
+  {
+    std::ofstream out(out_path + ".tmp");
+    out << report.dump(2) << "\n";
+    out.close();
+    std::filesystem::rename(out_path + ".tmp", out_path);
+  }
+  if (code != 0) {
+    std::fprintf(stderr, "atp %s: %s: %s\n", argv[0], report.value("failure_class", "error").c_str(),
+                 report.value("message", "").c_str());
+    return code;
+  }
+  for (auto& [name, value] : report["metrics"].items()) {
+    if (name.find("accuracy") != std::string::npos) std::printf("%s %.2f\n", name.c_str(), value.get<double>());
+  }
+  std::fprintf(stderr, "atp %s: metrics written to %s\n", argv[0], out_path.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int RunTrainCommand(int argc, char** argv) { return Run(argc, argv, false); }
+int RunEvalCommand(int argc, char** argv) { return Run(argc, argv, true); }
+
+}  // namespace atp

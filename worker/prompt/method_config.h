@@ -1,0 +1,76 @@
+// MethodConfig: a job's parameters resolved into everything a method run needs — the
+// official per-method and per-dataset hyper-parameters (spec 4.5, 4.7) filling what the sweep
+// left at 0/empty, the attributes (explicit, from an upstream attribute search, or the
+// paper's), and where the data, backbone, vocabulary and feature cache are. Every resolved
+// choice is written into the job's outputs, so a result records how it was obtained.
+// No libtorch. Pure functions of their inputs plus the environment variables named below.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/json.h"
+#include "common/status.h"
+#include "worker/prompt/prompt_layout.h"
+
+namespace atp::prompt {
+
+struct MethodConfig {
+  std::string method;          // zsclip | coop | cocoop | maple | dept | attribute_search
+  std::string dataset;
+  int64_t seed = 1;
+  std::string protocol = "base2novel";  // | cross_dataset | domain_generalization
+  std::string source_dataset;           // cross-dataset / DG: the dataset trained on
+  int shots = 16;
+
+  bool atprompt = false;
+  PromptDesign design;         // n_ctx, attributes, attribute_ctx, class position, compat, ctx_init
+  std::string attribute_source;  // "explicit" | "search:<job key>" | "paper"
+
+  int epochs = 0;
+  int batch_size = 0;
+  int test_batch_size = 100;
+  double lr = 0;
+  double warmup_lr = 1e-5;
+  int warmup_epochs = 1;
+  double momentum = 0.9;
+  double weight_decay = 5e-4;
+  int max_steps_per_epoch = 0;  // 0 = the whole epoch (tests and smoke runs cap it)
+
+  int maple_depth = 9;          // MaPLe prompt depth J
+  double dept_weight = 0.7;     // DePT linear-probe loss weight w
+
+  // Attribute search.
+  std::vector<std::string> bases;
+  int max_group_size = 0;       // 0 = all sizes
+  double alpha_lr = 0.02;
+
+  std::string precision = "fp32";
+  std::string data_root;
+  std::string backbone;         // checkpoint path
+  std::string vocab;            // BPE vocabulary path ("" = OpenAI's, found the usual way)
+  bool use_feature_cache = true;
+  std::string feature_cache_dir;
+  double feature_cache_gb = 20;
+  int threads = 0;
+
+  bool eval_only = false;
+  std::string checkpoint;       // eval_only: the prompt checkpoint (or the upstream job's)
+
+  Json ToJson() const;          // every field, for the job's outputs and logs
+};
+
+// Resolves a job's parameters (already completed with catalog defaults) and its upstream
+// outputs ([{key, stage, method, outputs}], see JobContext::upstream) into a MethodConfig.
+// Errors name the parameter: an unknown dataset, attribute counts the method cannot take, a
+// missing backbone or data root.
+Result<MethodConfig> ResolveMethodConfig(const std::string& method, const Json& params, const Json& upstream);
+
+// Where a backbone name points: an existing path as is; "ViT-B/16" and friends in
+// $ATP_CLIP_DIR (file names as OpenAI publishes them, e.g. ViT-B-16.pt).
+Result<std::string> ResolveBackbonePath(const std::string& backbone);
+
+// $ATP_DATA_ROOT, else "data" (relative to the working directory).
+std::string DefaultDataRoot();
+
+}  // namespace atp::prompt

@@ -1,0 +1,308 @@
+#include "worker/prompt/prompt_methods.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "worker/clip/clip_checkpoint.h"
+#include "worker/clip/tokenizer.h"
+#include "worker/data/dataset.h"
+#include "worker/data/fewshot.h"
+#include "worker/job_context.h"
+#include "worker/job_failure.h"
+#include "worker/method_registry.h"
+#include "worker/prompt/attribute_search.h"
+#include "worker/prompt/cocoop_model.h"
+#include "worker/prompt/coop_model.h"
+#include "worker/prompt/dept_model.h"
+#include "worker/prompt/image_inputs.h"
+#include "worker/prompt/maple_model.h"
+#include "worker/prompt/method_config.h"
+#include "worker/prompt/trainer.h"
+#include "worker/prompt/zsclip_model.h"
+#include "worker/train/feature_cache.h"
+#include "worker/train/gradient_sync.h"
+#include "worker/train/training_checkpoint.h"
+
+namespace atp::prompt {
+namespace {
+
+// A Status failure inside a job: bad input is the user's to fix and is not retried.
+template <typename T>
+T OrFail(Result<T> result, FailureClass failure_class = FailureClass::kUserError) {
+  if (!result.ok()) throw JobFailure(failure_class, result.status().message());
+  return std::move(*result);
+}
+
+void OrFail(const Status& status, FailureClass failure_class = FailureClass::kUserError) {
+  if (!status.ok()) throw JobFailure(failure_class, status.message());
+}
+
+// Intra-op threads: the job's explicit setting, else this node's cores shared by its ranks.
+int JobThreads(int requested) {
+  if (requested > 0) return requested;
+  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  int ranks = local ? std::max(1, std::atoi(local) - 1) : 1;  // minus the coordinator's rank
+  return std::max(1, cores / ranks);
+}
+
+std::vector<data::Datum> EveryNth(const std::vector<data::Datum>& items, int limit) {
+  if (limit <= 0 || static_cast<int>(items.size()) <= limit) return items;
+  // A stride, not a prefix: test lists are grouped by class.
+  std::vector<data::Datum> out;
+  const double stride = static_cast<double>(items.size()) / limit;
+  for (int i = 0; i < limit; ++i) out.push_back(items[static_cast<size_t>(i * stride)]);
+  return out;
+}
+
+Result<data::ProtocolSplits> Splits(const MethodConfig& config, const std::string& dataset, data::ClassSubset subset,
+                                    int shots) {
+  ATP_ASSIGN_OR_RETURN(data::DatasetSplits full, data::ReadDataset(config.data_root, dataset));
+  data::ProtocolOptions options;
+  options.shots = shots;
+  options.seed = config.seed;
+  options.subset = subset;
+  return data::ApplyProtocol(std::move(full), options);
+}
+
+std::string Elapsed(double seconds) {
+  char buffer[32];
+  int s = static_cast<int>(seconds + 0.5);
+  if (s >= 3600) std::snprintf(buffer, sizeof buffer, "%dh%02dm", s / 3600, s / 60 % 60);
+  else std::snprintf(buffer, sizeof buffer, "%dm%02ds", s / 60, s % 60);
+  return buffer;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PromptModel>> MakePromptModel(const MethodConfig& config, std::shared_ptr<clip::ClipImpl> clip,
+                                                     std::shared_ptr<const clip::ClipTokenizer> tokenizer,
+                                                     const std::vector<std::string>& class_names) {
+  clip::Clip model(clip);
+  try {
+    if (config.method == "coop") return std::unique_ptr<PromptModel>(new CoopModel(config, model, tokenizer, class_names));
+    if (config.method == "cocoop") return std::unique_ptr<PromptModel>(new CocoopModel(config, model, tokenizer, class_names));
+    if (config.method == "zsclip") return std::unique_ptr<PromptModel>(new ZsclipModel(config, model, tokenizer, class_names));
+    if (config.method == "maple") return MakeMapleModel(config, model, tokenizer, class_names);
+    if (config.method == "dept") return MakeDeptModel(config, model, tokenizer, class_names);
+  } catch (const std::invalid_argument& e) {
+    return InvalidArgument(std::string(config.method) + ": " + e.what());
+  }
+  return InvalidArgument("no prompt model for method '" + config.method + "'");
+}
+
+MethodResult RunPromptMethod(JobContext& context) {
+  const auto started = std::chrono::steady_clock::now();
+  const JobSpec& spec = context.spec();
+  MethodConfig config = OrFail(ResolveMethodConfig(spec.method, spec.params, context.upstream()));
+  const int threads = JobThreads(config.threads);
+  torch::set_num_threads(threads);
+  torch::manual_seed(static_cast<uint64_t>(config.seed));
+
+  auto vocab_path = OrFail(clip::ResolveVocabPath(config.vocab));
+  auto tokenizer = OrFail(clip::ClipTokenizer::Load(vocab_path));
+  const std::string backbone_path = OrFail(ResolveBackbonePath(config.backbone));
+  clip::Clip clip = OrFail(clip::LoadClip(backbone_path));
+  const std::string device_name = spec.params.value("device", "auto");
+  torch::Device device = torch::kCPU;
+  if (device_name == "cuda" || (device_name == "auto" && torch::cuda::is_available())) {
+    if (!torch::cuda::is_available()) throw JobFailure(FailureClass::kUserError, "device = \"cuda\" but no CUDA device");
+    // One GPU per worker rank: the node-local rank picks it (the ranks of a multi-rank job
+    // share a node, so they get distinct GPUs); CUDA_VISIBLE_DEVICES narrows the choice.
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    if (!local) local = std::getenv("SLURM_LOCALID");
+    const int local_rank = local ? std::atoi(local) : context.group_rank();
+    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(
+                                             local_rank % static_cast<int>(torch::cuda::device_count())));
+    clip->to(device);
+  }
+  const int resolution = static_cast<int>(clip->options.vision.input_resolution());
+
+  std::unique_ptr<train::FeatureCache> cache;
+  std::string backbone_digest = backbone_path;
+  if (config.use_feature_cache) {
+    std::string dir = config.feature_cache_dir.empty() ? train::DefaultFeatureCacheDir() : config.feature_cache_dir;
+    cache = std::make_unique<train::FeatureCache>(dir, static_cast<int64_t>(config.feature_cache_gb * (1LL << 30)));
+    backbone_digest = OrFail(train::FileDigest(backbone_path, dir), FailureClass::kError);
+  }
+  train::GradientSyncOptions sync_options;
+  sync_options.rank = context.group_rank();
+  sync_options.size = context.group_size();
+  sync_options.allreduce_doubles = [&context](std::vector<double>* data) { return context.AllreduceSum(data); };
+  sync_options.cuda_tensors = device.is_cuda();
+  std::unique_ptr<train::GradientSync> sync = OrFail(train::MakeGradientSync(sync_options), FailureClass::kError);
+
+  std::fprintf(stderr, "[atp] %s on %s (%s), seed %lld, %d threads, backbone %s (%s), gradient sync %s\n",
+               config.method.c_str(), config.dataset.c_str(), config.protocol.c_str(),
+               static_cast<long long>(config.seed), threads, backbone_path.c_str(), clip->options.ToString().c_str(),
+               sync->name().c_str());
+
+  // What is trained on and what is evaluated (spec 6.5).
+  const bool cross = config.protocol != "base2novel";
+  const std::string train_dataset = cross ? config.source_dataset : config.dataset;
+  const data::ClassSubset train_subset = cross ? data::ClassSubset::kAll : data::ClassSubset::kBase;
+  data::ProtocolSplits train_splits = OrFail(Splits(config, train_dataset, train_subset, config.shots));
+  for (const auto& note : train_splits.notes) std::fprintf(stderr, "[atp] data: %s\n", note.c_str());
+  const std::vector<std::string> train_classes = data::ClassNamesByLabel(train_splits.splits.train);
+
+  ImageInputsOptions input_options;
+  input_options.data_root = config.data_root;
+  input_options.dataset = train_dataset;
+  input_options.resolution = resolution;
+  input_options.seed = static_cast<uint64_t>(config.seed);
+  input_options.threads = threads;
+  input_options.backbone_digest = backbone_digest;
+  ImageInputs inputs(clip, input_options, cache.get(), sync.get());
+  auto report_progress = [&context](int64_t done, int64_t total) { context.ReportProgress(done, total); };
+  inputs.on_progress = report_progress;
+
+  TrainerHooks hooks;
+  hooks.workdir = context.workdir();
+  hooks.resume_checkpoint = context.resume_checkpoint();
+  hooks.is_leader = context.is_leader();
+  hooks.sync = sync.get();
+  hooks.stop_requested = [&context] { return context.stop_requested(); };
+  hooks.on_checkpoint = [&context](const std::string& path) { context.ReportCheckpoint(path); };
+  hooks.on_eval_progress = report_progress;
+  hooks.checkpoint_meta = Json{{"method", config.method}, {"job", spec.Key()}, {"config", config.ToJson()}};
+  auto last_line = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  auto first_step_time = std::chrono::steady_clock::now();
+  int64_t first_step = -1;
+  hooks.on_step = [&](const TrainProgress& p) {
+    context.ReportProgress(p.global_step, p.total_steps);
+    auto now = std::chrono::steady_clock::now();
+    if (first_step < 0) first_step = p.global_step, first_step_time = now;
+    if (p.step == p.steps || now - last_line > std::chrono::seconds(10)) {
+      last_line = now;
+      const double elapsed = std::chrono::duration<double>(now - started).count();
+      const double per_step = p.global_step > first_step
+                                  ? std::chrono::duration<double>(now - first_step_time).count() /
+                                        static_cast<double>(p.global_step - first_step)
+                                  : 0;
+      std::fprintf(stderr, "[atp] epoch %lld/%lld step %lld/%lld loss %.4f lr %.3g elapsed %s eta %s\n",
+                   static_cast<long long>(p.epoch + 1), static_cast<long long>(p.epochs),
+                   static_cast<long long>(p.step), static_cast<long long>(p.steps), p.loss, p.lr,
+                   Elapsed(elapsed).c_str(),
+                   per_step > 0 ? Elapsed(per_step * static_cast<double>(p.total_steps - p.global_step)).c_str()
+                                : "?");
+    }
+  };
+
+  MethodResult result;
+  result.outputs["config"] = config.ToJson();
+
+  if (config.method == "attribute_search") {
+    SearchResult search = OrFail(RunAttributeSearch(config, clip, tokenizer, train_classes, train_splits.splits.train,
+                                                    train_splits.splits.val, &inputs, hooks));
+    Json weights = Json::object();
+    for (const auto& [words, weight] : search.weights) {
+      std::string name;
+      for (const auto& w : words) name += (name.empty() ? "" : ", ") + w;
+      weights[name] = weight;
+    }
+    result.outputs["attributes"] = search.attributes;
+    result.outputs["weights"] = weights;
+    double best = 0;
+    for (const auto& [words, weight] : search.weights) best = std::max(best, weight);
+    result.metrics["best_weight"] = best;
+    result.metrics["final_loss"] = search.final_loss;
+    result.metrics["epochs"] = static_cast<double>(search.epochs_run);
+    std::string chosen;
+    for (const auto& w : search.attributes) chosen += (chosen.empty() ? "" : ", ") + w;
+    std::fprintf(stderr, "[atp] searched attributes: %s (weight %.3f)\n", chosen.c_str(), best);
+    return result;
+  }
+
+  std::unique_ptr<PromptModel> model =
+      OrFail(MakePromptModel(config, clip.ptr(), tokenizer, train_classes));
+  for (const auto& note : model->Notes()) std::fprintf(stderr, "[atp] model: %s\n", note.c_str());
+
+  TrainerOptions trainer_options;
+  trainer_options.epochs = config.epochs;
+  trainer_options.batch_size = std::max(1, config.batch_size);
+  trainer_options.lr = config.lr;
+  trainer_options.warmup_epochs = config.warmup_epochs;
+  trainer_options.warmup_lr = config.warmup_lr;
+  trainer_options.momentum = config.momentum;
+  trainer_options.weight_decay = config.weight_decay;
+  trainer_options.seed = static_cast<uint64_t>(config.seed);
+  trainer_options.max_steps_per_epoch = config.max_steps_per_epoch;
+  trainer_options.test_batch_size = config.test_batch_size;
+  trainer_options.data_root = config.data_root;
+  trainer_options.resolution = resolution;
+  trainer_options.threads = threads;
+  trainer_options.device = device;
+  Trainer trainer(model.get(), &inputs, trainer_options, hooks);
+
+  if (config.eval_only) {
+    std::string checkpoint = config.checkpoint;
+    for (const auto& up : context.upstream()) {
+      if (checkpoint.empty() && up.contains("outputs")) checkpoint = up["outputs"].value("checkpoint", "");
+    }
+    if (checkpoint.empty()) {
+      throw JobFailure(FailureClass::kUserError,
+                       "eval_only needs a trained prompt: set `checkpoint` or depend on a training job");
+    }
+    auto state = OrFail(train::ImportPromptStateDict(checkpoint));
+    OrFail(model->LoadStateDict(state));
+    result.outputs["checkpoint"] = checkpoint;
+    std::fprintf(stderr, "[atp] evaluating %s\n", checkpoint.c_str());
+  } else if (config.method != "zsclip" && config.epochs > 0) {
+    TrainSummary summary = OrFail(trainer.Train(train_splits.splits.train), FailureClass::kError);
+    result.metrics["train_loss"] = summary.final_loss;
+    result.metrics["train_seconds"] = summary.seconds;
+    result.metrics["train_steps"] = static_cast<double>(summary.steps);
+    result.metrics["resumed_from_epoch"] = static_cast<double>(summary.resumed_from_epoch);
+    if (!summary.checkpoint.empty()) result.outputs["checkpoint"] = summary.checkpoint;
+  }
+
+  auto evaluate = [&](const std::string& dataset, data::ClassSubset subset, bool training_classes) -> double {
+    // No few-shot draw: evaluation reads the whole test split of the classes.
+    data::ProtocolSplits splits = OrFail(Splits(config, dataset, subset, /*shots=*/0));
+    std::vector<data::Datum> test = EveryNth(splits.splits.test, spec.params.value("max_test_images", 0));
+    model->SetClasses(data::ClassNamesByLabel(splits.splits.test), training_classes);
+    if (auto* zs = dynamic_cast<ZsclipModel*>(model.get())) {
+      OrFail(zs->SetDataset(dataset));
+      model->SetClasses(data::ClassNamesByLabel(splits.splits.test), training_classes);
+    }
+    ImageInputsOptions eval_options = input_options;
+    eval_options.dataset = dataset;
+    ImageInputs eval_inputs(clip, eval_options, cache.get(), sync.get());
+    eval_inputs.on_progress = report_progress;
+    Trainer evaluator(model.get(), &eval_inputs, trainer_options, hooks);
+    double accuracy = OrFail(evaluator.Evaluate(test), FailureClass::kError);
+    std::fprintf(stderr, "[atp] %s %s: accuracy %.2f%% on %zu images\n", dataset.c_str(),
+                 data::ClassSubsetName(subset), accuracy, test.size());
+    return accuracy;
+  };
+
+  if (!cross) {
+    result.metrics["base_accuracy"] = evaluate(config.dataset, data::ClassSubset::kBase, true);
+    result.metrics["new_accuracy"] = evaluate(config.dataset, data::ClassSubset::kNew, false);
+  } else {
+    const bool source = config.dataset == config.source_dataset;
+    result.metrics["accuracy"] = evaluate(config.dataset, data::ClassSubset::kAll, source);
+  }
+  result.metrics["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (cache) {
+    auto stats = cache->stats();
+    result.metrics["feature_cache_hits"] = static_cast<double>(stats.hits);
+    result.metrics["feature_cache_misses"] = static_cast<double>(stats.misses);
+  }
+  return result;
+}
+
+void RegisterPromptMethods() {
+  static const bool registered = [] {
+    for (const char* name : {"zsclip", "coop", "cocoop", "maple", "dept", "attribute_search"}) {
+      RegisterMethod(name, RunPromptMethod);
+    }
+    return true;
+  }();
+  (void)registered;
+}
+
+}  // namespace atp::prompt
