@@ -257,7 +257,9 @@ std::optional<double> PaperBase2Novel(const std::string& method, bool atprompt, 
   return v;
 }
 
-PaperTable Base2NovelTable(const std::vector<JobRow>& jobs) {
+// `only_found`: list just the datasets the jobs have (the user filtered on dataset), instead
+// of the paper's 11 with "—" where nothing ran.
+PaperTable Base2NovelTable(const std::vector<JobRow>& jobs, bool only_found) {
   PaperTable t;
   t.name = "base2novel";
   t.title = "Table 1: base-to-novel generalization (accuracy %, mean over seeds)";
@@ -267,7 +269,7 @@ PaperTable Base2NovelTable(const std::vector<JobRow>& jobs) {
              "Average: mean over the 11 datasets of each figure, HM = HM(average Base, average Novel); missing unless "
              "all 11 datasets have results."};
   std::unordered_map<std::string, Group> groups;
-  std::vector<std::string> datasets = kBase2NovelDatasets;
+  std::vector<std::string> datasets = only_found ? std::vector<std::string>{} : kBase2NovelDatasets;
   for (const auto& j : jobs) {
     if (!IsBase2Novel(j)) continue;
     groups[Key({j.method, j.atprompt.value_or(false) ? "1" : "0", j.dataset})].Add(j);
@@ -303,7 +305,8 @@ PaperTable Base2NovelTable(const std::vector<JobRow>& jobs) {
   }
   NoteRepeatedSeeds(groups, &t);
   // The paper prints the average first, then each dataset; within a dataset, methods in order.
-  t.rows = std::move(averages);
+  // The average needs all 11 datasets, so a table filtered to some datasets leaves it out.
+  if (!only_found) t.rows = std::move(averages);
   for (const auto& dataset : datasets)
     for (const auto& row : per_dataset)
       if (row.labels[0] == dataset) t.rows.push_back(row);
@@ -689,7 +692,11 @@ Result<PaperTable> BuildPaperTable(sqlite3* db, const TableOptions& options) {
                                         : "j.method <> 'attribute_search' AND coalesce(json_extract(j.spec_json, "
                                           "'$.params.protocol'), 'base2novel') = 'base2novel'";
   ATP_ASSIGN_OR_RETURN(std::vector<JobRow> jobs, LoadJobs(db, options, prefilter));
-  if (name == "base2novel") return Base2NovelTable(jobs);
+  if (name == "base2novel") {
+    bool dataset_filter = false;
+    for (const auto& f : options.filters) dataset_filter = dataset_filter || f.key == "dataset";
+    return Base2NovelTable(jobs, dataset_filter);
+  }
   if (name == "cross-dataset") return TransferTable(jobs, false);
   if (name == "domain-generalization") return TransferTable(jobs, true);
   if (name == "attribute-search") return AttributeSearchTable(jobs);

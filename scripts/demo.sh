@@ -1,16 +1,32 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds, and runs the embedded default sweep under
-# mpirun, then prints its status. Each step is skipped when already done; rerunning resumes.
+# The main job: installs what is missing, builds, imports Fashion-MNIST, pretrains the tiny
+# CLIP, runs the embedded default sweep (experiments/demo.toml) under mpirun, and prints its
+# base-to-novel table. Each step is skipped when already done; rerunning resumes the sweep.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${ATP_BUILD_DIR:-$ROOT/build}
-RUNS=${ATP_RUNS_DIR:-$ROOT/runs}
-bash "$ROOT/scripts/install_deps.sh"
-bash "$ROOT/scripts/build.sh"
-mkdir -p "$RUNS"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 RANKS=${ATP_RANKS:-4}
-echo "== mpirun -np $RANKS atp-sweep experiments/sleep.toml --db $RUNS/sleep.db"
-mpirun --oversubscribe -np "$RANKS" "$BUILD/tools/atp-sweep" "$ROOT/experiments/sleep.toml" --db "$RUNS/sleep.db"
+cd "$ROOT"   # the sweep's paths (data/, runs/) are relative to the repository root
+started=$(date +%s)
+bash scripts/install_deps.sh
+bash scripts/build.sh
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+ATP="$BUILD/tools/atp"
+
+if [ -f data/fashion_mnist/split_zhou_FashionMNIST.json ]; then
+  echo "== data/fashion_mnist: already imported"
+else
+  echo "== atp data import-fashion-mnist --out data"
+  "$ATP" data import-fashion-mnist --out data
+fi
+echo "== atp pretrain --data-root data --out runs/tiny_clip"
+"$ATP" pretrain --data-root data --out runs/tiny_clip
+
+echo "== mpirun -np $RANKS atp-sweep experiments/demo.toml --db runs/demo.db"
+mpirun --oversubscribe -np "$RANKS" "$BUILD/tools/atp-sweep" experiments/demo.toml --db runs/demo.db
 echo
-"$BUILD/tools/atp" status --db "$RUNS/sleep.db"
+"$ATP" status --db runs/demo.db
+echo
+"$ATP" tables --db runs/demo.db --table base2novel --where dataset=fashion_mnist
+echo
+echo "demo finished in $(( $(date +%s) - started )) s; results in runs/demo.db (atp query --db runs/demo.db)"

@@ -15,6 +15,7 @@ PACKAGES=(
   libicu-dev                                 # Unicode classes and case mapping of the CLIP tokenizer
   dataset-fashion-mnist                      # the real dataset the demo and tests use
   curl netcat-openbsd tmux chromium          # system tests: HTTP, raw sockets, terminal, browser
+  python3-torch                              # tests: PyTorch's own schedulers and torch.load as references
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -67,9 +67,12 @@ Result<std::pair<std::string, Json>> ParseSetting(const std::string& text) {
   auto eq = text.find('=');
   if (eq == std::string::npos || eq == 0) return InvalidArgument("--set needs KEY=VALUE, got '" + text + "'");
   std::string key = text.substr(0, eq), value = text.substr(eq + 1);
-  toml::parse_result parsed = toml::parse("v = " + value);
-  if (!parsed) return std::make_pair(key, Json(value));
-  return std::make_pair(key, TomlToJson(*parsed.table().get("v")));
+  try {
+    toml::table parsed = toml::parse("v = " + value);
+    return std::make_pair(key, TomlToJson(*parsed.get("v")));
+  } catch (const toml::parse_error&) {
+    return std::make_pair(key, Json(value));  // a bare word
+  }
 }
 
 struct JobFile {
@@ -78,13 +81,14 @@ struct JobFile {
 };
 
 Result<JobFile> ReadJobFile(const std::string& path) {
-  toml::parse_result parsed = toml::parse_file(path);
-  if (!parsed) {
-    const auto& error = parsed.error();
+  if (!std::filesystem::exists(path)) return InvalidArgument(path + ": no such file");
+  toml::table table;
+  try {
+    table = toml::parse_file(path);
+  } catch (const toml::parse_error& error) {
     return InvalidArgument(path + ":" + std::to_string(error.source().begin.line) + ": " +
                            std::string(error.description()));
   }
-  const toml::table& table = parsed.table();
   JobFile job;
   for (auto&& [key, node] : table) {
     const std::string name(key.str());

@@ -70,8 +70,8 @@ TEST(CandidatePoolTest, OfficialPoolIsGroupsOfThreeOrMoreInCPythonShuffleOrder) 
   for (size_t i = 0; i < seed1.size(); ++i) EXPECT_EQ(pool[i], Pick(seed1[i])) << "position " << i;
 
   const std::vector<std::vector<int>> seed2 = {
-      {0, 1, 2, 3}, {1, 3, 4}, {0, 2, 3, 4}, {0, 1, 3, 4}, {0, 1, 4}, {0, 1, 2, 4}, {0, 2, 3}, {0, 1, 2},
-      {2, 3, 4},    {1, 2, 4}, {0, 1, 3},    {1, 2, 3},    {0, 3, 4}, {0, 1, 2, 3, 4}, {1, 2, 3, 4}, {0, 2, 4}};
+      {0, 1, 3, 4}, {0, 1, 2, 4}, {1, 2, 4}, {0, 2, 3, 4}, {1, 2, 3},    {0, 1, 2},       {1, 3, 4}, {0, 2, 3},
+      {2, 3, 4},    {0, 2, 4},    {0, 1, 2, 3}, {0, 1, 4}, {0, 3, 4}, {1, 2, 3, 4}, {0, 1, 2, 3, 4}, {0, 1, 3}};
   pool = CandidatePool(kBases, Compat::kOfficial, 0, 2);
   ASSERT_EQ(pool.size(), 16u);
   for (size_t i = 0; i < seed2.size(); ++i) EXPECT_EQ(pool[i], Pick(seed2[i])) << "position " << i;
@@ -294,6 +294,16 @@ TEST_F(AttributeSearchTest, ResumeFromAnEpochCheckpointEqualsTheUninterruptedRun
   EXPECT_DOUBLE_EQ(full->final_loss, resumed->final_loss);
   ExpectSameCheckpoint((workdir_ / "full" / "checkpoint.pth").string(),
                        (workdir_ / "resumed" / "checkpoint.pth").string());
+
+  // A finished run resumed (a retry after the last checkpoint) only reports its result.
+  TrainerHooks again;
+  again.resume_checkpoint = (workdir_ / "full" / "checkpoint.pth").string();
+  auto finished = Run(config_, again);
+  ASSERT_TRUE(finished.ok()) << finished.status().ToString();
+  EXPECT_EQ(finished->epochs_run, 0);
+  EXPECT_EQ(finished->resumed_from_epoch, 2);
+  ExpectSameWeights(*full, *finished);
+  EXPECT_DOUBLE_EQ(full->final_loss, finished->final_loss);
 }
 
 TEST_F(AttributeSearchTest, PreemptionMidEpochCheckpointsAndResumesExactly) {

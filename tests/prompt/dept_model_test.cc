@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <iostream>
 #include <set>
 #include <string>
 #include <vector>
@@ -77,6 +78,7 @@ class DeptModelTest : public ::testing::Test {
         }
       }
     }
+    std::cout << "[ note     ] Fashion-MNIST unavailable (" << why << "); random features\n";
     torch::manual_seed(5);
     *features = torch::randn({count, 32});
     *labels = torch::arange(count) % 4;

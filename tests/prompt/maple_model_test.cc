@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <iostream>
 #include <set>
 #include <string>
 #include <tuple>
@@ -313,7 +314,8 @@ TEST_F(MapleModelTest, DrawsInTheOfficialOrder) {
   EXPECT_TRUE(torch::rand({4}).equal(next));
 }
 
-// Fashion-MNIST test images at the tiny model's resolution, or random pixels without it.
+// Fashion-MNIST test images at the tiny model's resolution, or random pixels without it
+// (then the test says so on stdout).
 void LoadImages(int64_t count, torch::Tensor* pixels, torch::Tensor* labels, std::vector<std::string>* classes) {
   std::string why;
   std::string root = testing::FashionMnistRoot(&why);
@@ -341,6 +343,7 @@ void LoadImages(int64_t count, torch::Tensor* pixels, torch::Tensor* labels, std
       }
     }
   }
+  std::cout << "[ note     ] Fashion-MNIST unavailable (" << why << "); random pixels\n";
   torch::manual_seed(5);
   *pixels = torch::randn({count, 3, 32, 32});
   *labels = torch::arange(count) % 4;

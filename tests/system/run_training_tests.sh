@@ -25,6 +25,13 @@ if ! "$ATP" help | grep -q "^  train"; then
   exit 0
 fi
 
+# A Python with torch (Debian's python3-torch), for torch.load checks: $ATP_PYTHON, python3,
+# then /usr/bin/python3 (a python3 earlier on PATH may lack torch).
+PY=""
+for candidate in ${ATP_PYTHON:-} python3 /usr/bin/python3; do
+  if "$candidate" -c 'import torch' 2>/dev/null; then PY=$candidate; break; fi
+done
+
 check() {  # check "description" command...
   local what=$1
   shift
@@ -81,8 +88,8 @@ test_train_command() {
   check "atp eval reproduces the trained job's accuracy" \
     eq "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["metrics"]["base_accuracy"])' j2/metrics.json)" \
        "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["metrics"]["base_accuracy"])' j1/metrics.json)"
-  if python3 -c 'import torch' 2>/dev/null; then
-    check "Python's torch.load reads the checkpoint" python3 -c "
+  if [ -n "$PY" ]; then
+    check "Python's torch.load reads the checkpoint" "$PY" -c "
 import torch
 c = torch.load('j1/checkpoint.pth')
 assert c['epoch'] == 2, c['epoch']
@@ -135,11 +142,11 @@ TOML
   one=$(q dp.db "SELECT m.value FROM metrics m JOIN jobs j ON j.id = m.job_id WHERE j.stage = 'one_rank' AND m.name = 'train_loss'")
   two=$(q dp.db "SELECT m.value FROM metrics m JOIN jobs j ON j.id = m.job_id WHERE j.stage = 'two_ranks' AND m.name = 'train_loss'")
   check "2 ranks give 1 rank's training loss (within 1e-5)" close "$one" "$two" 1e-5
-  if python3 -c 'import torch' 2>/dev/null; then
+  if [ -n "$PY" ]; then
     local a b
     a=$(q dp.db "SELECT json_extract(outputs_json, '$.checkpoint') FROM jobs WHERE stage = 'one_rank'")
     b=$(q dp.db "SELECT json_extract(outputs_json, '$.checkpoint') FROM jobs WHERE stage = 'two_ranks'")
-    check "and the same prompts (torch.allclose)" python3 -c "
+    check "and the same prompts (torch.allclose)" "$PY" -c "
 import torch, sys
 a = torch.load(sys.argv[1])['state_dict']; b = torch.load(sys.argv[2])['state_dict']
 assert a.keys() == b.keys()

@@ -127,7 +127,9 @@ TEST_F(GradientSyncTest, RelayOfTwoRanksGivesTheCorrectlyRoundedSumInEachDtype) 
       EXPECT_EQ(t.sizes(), before0[i].sizes()) << i;
       EXPECT_EQ(t.strides(), before0[i].strides()) << i;
       EXPECT_TRUE(at::equal(t, expected)) << "tensor " << i << " rank " << r;
-      if (t.scalar_type() == at::kFloat) EXPECT_TRUE(at::equal(t, native)) << "tensor " << i;
+      if (t.scalar_type() == at::kFloat) {
+        EXPECT_TRUE(at::equal(t, native)) << "tensor " << i;
+      }
     }
   }
 }

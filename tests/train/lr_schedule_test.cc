@@ -130,7 +130,9 @@ TEST(CosineWarmupLrTest, AgreesWithPyTorchsSchedulersInDasslsWrapper) {
     ++epochs_seen[{max_epoch, warmup}];
   }
   for (const auto& [e, w] : specs) EXPECT_EQ((epochs_seen[{e, w}]), e) << "E=" << e << " W=" << w << "\n" << run.output;
-  RecordProperty("worst_relative_difference", std::to_string(worst));
+  std::ostringstream worst_text;
+  worst_text << std::scientific << worst;
+  RecordProperty("worst_relative_difference", worst_text.str());
 }
 
 }  // namespace

@@ -195,9 +195,7 @@ class AttributeSearch {
       } catch (const std::exception& e) {
         return InvalidArgument("attribute_search: group " + GroupName(group) + ": " + e.what());
       }
-      PromptLearner& learner = learners_.back();
-      learner->to(device_);
-      for (const auto& note : learner->layout().notes) notes_.push_back(GroupName(group) + ": " + note);
+      for (const auto& note : learners_.back()->layout().notes) notes_.push_back(GroupName(group) + ": " + note);
     }
     alpha_ = alpha_.to(device_).set_requires_grad(true);
     adam_exp_avg_ = torch::zeros_like(alpha_).detach();
@@ -424,7 +422,8 @@ class AttributeSearch {
     // read back bit for bit, which keeps final_loss of a resumed run exact.
     meta[kMethodName] = Json{{"pool", PoolJson()},
                              {"steps_per_epoch", steps_},
-                             {"epoch_loss_sum", next_step > 0 ? epoch_loss_sum_ : 0.0}};
+                             {"epoch_loss_sum", next_step > 0 ? epoch_loss_sum_ : 0.0},
+                             {"final_loss", final_loss_}};
     checkpoint.meta_json = meta.dump();
     const std::string path = hooks_.workdir + "/checkpoint.pth";
     ATP_RETURN_IF_ERROR(train::SaveTrainingCheckpoint(path, checkpoint));
@@ -482,6 +481,7 @@ class AttributeSearch {
                              ": batch_size and max_steps_per_epoch must match the interrupted run");
     }
     epoch_loss_sum_ = state.value("epoch_loss_sum", 0.0);
+    final_loss_ = state.value("final_loss", 0.0);  // reported again when the run had finished
     return Status::Ok();
   }
 

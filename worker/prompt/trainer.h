@@ -50,6 +50,7 @@ struct TrainProgress {
   int64_t step = 0, steps = 0;     // within the epoch
   int64_t global_step = 0, total_steps = 0;
   double loss = 0;                 // mean over the batch (all ranks)
+  double accuracy = -1;            // training accuracy of the batch in percent; -1: not measured
   double lr = 0;
 };
 

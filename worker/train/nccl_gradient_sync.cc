@@ -156,6 +156,7 @@ Status NcclGradientSync::AllreduceSum(std::vector<at::Tensor>& tensors) {
                                           types[i], ncclSum, comm_->get(), stream);
       if (result != ncclSuccess) {
         (void)ncclGroupEnd();  // a group left open would swallow every later NCCL call
+        comm_->MarkFailed();
         return NcclError("ncclAllReduce", result, __FILE__, __LINE__);
       }
     }

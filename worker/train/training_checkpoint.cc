@@ -3,7 +3,8 @@
 #include <ATen/ATen.h>
 #include <caffe2/serialize/inline_container.h>
 #include <fcntl.h>
-#include <torch/serialize.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -739,6 +740,32 @@ c10::IValue CheckpointValue(const TrainingCheckpoint& c) {
   return root;
 }
 
+// The bytes of torch.save(value): a zip archive with data.pkl and one record per tensor.
+// Written with libtorch's pickler as torch::pickle_save does, but with tag_aggregates off:
+// pickle_save wraps every dict and list in torch.jit._pickle.restore_type_tag, which
+// torch.load(weights_only=True) (the default from PyTorch 2.6 on) refuses to call. Untagged,
+// the pickle uses only _rebuild_tensor_v2, the storage types and OrderedDict, all allowed.
+std::vector<char> TorchSaveBytes(const c10::IValue& value) {
+  std::vector<char> pickle;
+  torch::jit::Pickler pickler([&](const char* bytes, size_t n) { pickle.insert(pickle.end(), bytes, bytes + n); },
+                              /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
+                              /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(value);
+  pickler.stop();
+  std::vector<char> archive;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t n) {
+    const char* bytes = static_cast<const char*>(data);
+    archive.insert(archive.end(), bytes, bytes + n);
+    return n;
+  });
+  // torch.save records the byte order since PyTorch 2.1; older readers ignore the record.
+  writer.writeRecord("byteorder", "little", 6);
+  torch::jit::writeArchiveAndTensors("data", pickle.data(), pickle.size(), pickler.tensorData(), writer);
+  writer.writeEndOfFile();
+  return archive;
+}
+
 Status ErrnoError(const std::string& what, const std::string& path) {
   return IoError(what + " " + path + ": " + std::strerror(errno));
 }
@@ -819,7 +846,7 @@ Status SaveTrainingCheckpoint(const std::string& path, const TrainingCheckpoint&
   ATP_RETURN_IF_ERROR(Validate(checkpoint).WithContext(path));
   std::vector<char> bytes;
   try {
-    bytes = torch::pickle_save(CheckpointValue(checkpoint));
+    bytes = TorchSaveBytes(CheckpointValue(checkpoint));
   } catch (const std::exception& e) {
     std::string message = e.what();
     return Internal("cannot serialise training checkpoint " + path + ": " + message.substr(0, message.find('\n')));

@@ -1,0 +1,187 @@
+// bench_methods: training steps per second of every prompt method, ± ATPrompt, on random
+// CLIP weights of two sizes (tiny: the demo's scale; ViT-B/16), batch 32, 50 classes, fp32,
+// measured side by side in one run:
+//   cold = the frozen image tower runs on the batch's 32 images, then the method's step;
+//   warm = the image features come from the feature cache (only the method's step runs).
+// MaPLe puts prompts into the image tower, so it has only a cold figure. The grid figure is
+// the speed-up of the cache for the six CoOp/CoCoOp/DePT ± ATPrompt jobs of one dataset and
+// seed: without the cache each job runs the image tower on every batch; with it the tower
+// runs once per (image, augmentation) for the whole grid and every job runs warm steps.
+// Images are random pixels (decoding and augmentation, identical in both arms, are left
+// out; bench_data measures them).
+// Usage: atp_bench_methods [SIZE=both|tiny|vitb16] [STEPS=3] [THREADS=2]
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "worker/clip/tokenizer.h"
+#include "worker/prompt/method_config.h"
+#include "worker/prompt/prompt_methods.h"
+#include "worker/prompt/prompt_model.h"
+
+using namespace atp;
+using namespace atp::prompt;
+
+namespace {
+
+clip::ClipOptions Options(const std::string& size) {
+  clip::ClipOptions o;
+  if (size == "tiny") {
+    o.vision.input_resolution(32).patch_size(8).width(128).layers(4).heads(2).output_dim(128);
+    o.text.context_length(77).vocab_size(49408).width(128).layers(4).heads(2).embed_dim(128);
+  } else {  // ViT-B/16
+    o.vision.input_resolution(224).patch_size(16).width(768).layers(12).heads(12).output_dim(512);
+    o.text.context_length(77).vocab_size(49408).width(512).layers(12).heads(8).embed_dim(512);
+  }
+  return o;
+}
+
+clip::Clip RandomClip(const clip::ClipOptions& options) {
+  torch::manual_seed(0);
+  clip::Clip model(options);
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->parameters()) {
+    if (p.dim() >= 2) p.normal_(0, 0.02);
+    p.set_requires_grad(false);
+  }
+  model->logit_scale.fill_(std::log(100.0));
+  model->eval();
+  return model;
+}
+
+MethodConfig Config(const std::string& method, bool atprompt, int depth) {
+  MethodConfig c;
+  c.method = method;
+  c.dataset = "caltech101";
+  c.atprompt = atprompt;
+  c.design.n_ctx = atprompt ? 2 : (method == "coop" ? 16 : method == "maple" ? 2 : 4);
+  if (atprompt) c.design.attributes = {"shape", "size"};
+  c.maple_depth = depth;
+  c.dept_weight = 0.7;
+  return c;
+}
+
+double Seconds(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+struct Row {
+  std::string size, method;
+  bool atprompt;
+  double cold = 0, warm = 0;  // seconds per step
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string which = argc > 1 ? argv[1] : "both";
+  const int steps = argc > 2 ? std::atoi(argv[2]) : 3;
+  const int threads = argc > 3 ? std::atoi(argv[3]) : 2;
+  torch::set_num_threads(threads);
+  auto vocab = clip::ResolveVocabPath("");
+  if (!vocab.ok()) {
+    std::fprintf(stderr, "atp_bench_methods: %s\n", vocab.status().message().c_str());
+    return 1;
+  }
+  auto tokenizer = clip::ClipTokenizer::Load(*vocab);
+  if (!tokenizer.ok()) return 1;
+  const int batch = 32, classes = 50;
+  std::vector<std::string> names;
+  const char* words[] = {"airplane", "bonsai", "camera", "dolphin", "elephant", "ferry", "guitar", "helicopter",
+                         "ibis", "joshua tree", "kangaroo", "lamp", "mandolin", "nautilus", "octopus", "pagoda",
+                         "pizza", "revolver", "rhino", "scissors", "snoopy", "stapler", "starfish", "sunflower",
+                         "tick"};
+  for (int i = 0; i < classes; ++i) names.push_back(std::string(words[i % 25]) + (i >= 25 ? " toy" : ""));
+
+  std::printf("atp_bench_methods: batch %d, %d classes, fp32, %d threads, %d timed steps per figure\n", batch, classes,
+              threads, steps);
+  std::vector<Row> rows;
+  for (const std::string size : {"tiny", "vitb16"}) {
+    if (which != "both" && which != size) continue;
+    clip::ClipOptions options = Options(size);
+    clip::Clip model = RandomClip(options);
+    const int r = static_cast<int>(options.vision.input_resolution());
+    torch::Tensor pixels = torch::randn({batch, 3, r, r});
+    torch::Tensor labels = torch::randint(0, classes, {batch}, torch::kLong);
+    torch::Tensor features;
+    {
+      torch::NoGradGuard no_grad;
+      features = model->EncodeImage(pixels);
+    }
+    // The image tower alone: the part a warm cache removes from every step.
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < steps; ++i) {
+      torch::NoGradGuard no_grad;
+      (void)model->EncodeImage(pixels);
+    }
+    const double tower = Seconds(t0) / steps;
+    std::printf("\n[%s] %s\n  image tower, 32 images: %.3f s\n", size.c_str(), options.ToString().c_str(), tower);
+    std::printf("  %-16s %12s %12s %9s\n", "method", "cold step/s", "warm step/s", "speed-up");
+    for (const char* method : {"coop", "cocoop", "dept", "maple"}) {
+      for (bool atprompt : {false, true}) {
+        MethodConfig config = Config(method, atprompt, size == "tiny" ? 3 : 9);
+        auto made = MakePromptModel(config, model.ptr(), *tokenizer, names);
+        if (!made.ok()) {
+          std::fprintf(stderr, "%s: %s\n", method, made.status().message().c_str());
+          return 1;
+        }
+        PromptModel& m = **made;
+        std::vector<torch::Tensor> params;
+        for (auto& [name, t] : m.TrainableParameters()) {
+          t.set_requires_grad(true);
+          params.push_back(t);
+        }
+        torch::optim::SGD sgd(params, torch::optim::SGDOptions(0.002).momentum(0.9).weight_decay(5e-4));
+        auto step = [&](bool cold) {
+          torch::Tensor input;
+          if (!m.TakesImageFeatures()) {
+            input = pixels;
+          } else if (cold) {
+            torch::NoGradGuard no_grad;
+            input = model->EncodeImage(pixels);
+          } else {
+            input = features;
+          }
+          sgd.zero_grad();
+          m.TrainLoss(input, labels, batch).backward();
+          sgd.step();
+        };
+        Row row{size, method, atprompt};
+        step(false);  // warm-up: allocations, first-touch
+        t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < steps; ++i) step(true);
+        row.cold = Seconds(t0) / steps;
+        if (m.TakesImageFeatures()) {
+          t0 = std::chrono::steady_clock::now();
+          for (int i = 0; i < steps; ++i) step(false);
+          row.warm = Seconds(t0) / steps;
+        }
+        std::string label = std::string(method) + (atprompt ? "+atprompt" : "");
+        if (row.warm > 0) {
+          std::printf("  %-16s %12.3f %12.3f %8.2fx\n", label.c_str(), 1 / row.cold, 1 / row.warm, row.cold / row.warm);
+        } else {
+          std::printf("  %-16s %12.3f %12s %9s\n", label.c_str(), 1 / row.cold, "-", "-");
+        }
+        std::fflush(stdout);
+        rows.push_back(row);
+      }
+    }
+    // The grid: six jobs, the same steps each. Without the cache every job runs cold steps;
+    // with it the image tower runs once per batch for all six and each job runs warm steps.
+    double without = 0, with = tower;
+    for (const Row& row : rows) {
+      if (row.size != size || row.method == "maple") continue;
+      without += row.cold;
+      with += row.warm;
+    }
+    std::printf("  grid of 6 jobs (CoOp, CoCoOp, DePT ± ATPrompt), per batch position: %.3f s without the cache, "
+                "%.3f s with it: %.2fx\n",
+                without, with, without / with);
+  }
+  return 0;
+}
