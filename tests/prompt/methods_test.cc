@@ -136,12 +136,13 @@ TEST_F(MethodsTest, TrainingLowersTheLossOfEveryMethod) {
     for (bool atprompt : {false, true}) {
       SCOPED_TRACE(std::string(method) + (atprompt ? " + ATPrompt" : ""));
       Json p = Params(method, atprompt);
-      p["epochs"] = 2;  // epoch 1 runs at the warm-up lr: its loss is the reference
-      p["lr"] = 0.05;
-      MethodResult short_run = Run(method, p, dir_.File(std::string("a") + method + std::to_string(atprompt)));
+      // Epoch 1 runs at the warm-up lr, so its mean loss is the untrained model's; every
+      // epoch sees the same 40 images (new augmentations).
       p["epochs"] = 6;
-      MethodResult long_run = Run(method, p, dir_.File(std::string("b") + method + std::to_string(atprompt)));
-      EXPECT_LT(long_run.metrics["train_loss"], short_run.metrics["train_loss"]);
+      p["lr"] = 0.05;
+      if (std::string(method) == "cocoop") p["batch_size"] = 4, p["max_steps_per_epoch"] = 0;
+      MethodResult run = Run(method, p, dir_.File(std::string("loss") + method + std::to_string(atprompt)));
+      EXPECT_LT(run.metrics["train_loss"], run.metrics["first_epoch_loss"]);
     }
   }
 }

@@ -53,19 +53,19 @@ TEST(PromptLayoutTest, OfficialSlicingCutsMultiTokenAttributeWords) {
   ATP_REQUIRE_TOKENIZER(tok);
   ASSERT_EQ(tok->Encode("playfulness")->size(), 2u) << "the spec's example assumes play + fulness";
   // Paper: whole words.
-  EXPECT_EQ(Describe(Atp({"playfulness", "energy"}, 2), "abyssinian", *tok),
-            "SOS a a play fulness a a energy c c abyssinian . EOT");
+  EXPECT_EQ(Describe(Atp({"playfulness", "energy"}, 2), "dog", *tok),
+            "SOS a a play fulness a a energy c c dog . EOT");
   // Official (spec 3.3): middle1 = "play"; middle2 = the last X of the second soft block; the
   // suffix starts one position early with a raw "X"; "fulness" and "energy" never appear.
-  auto layout = BuildPromptLayout(Atp({"playfulness", "energy"}, 2, Compat::kOfficial), {"abyssinian"}, *tok);
+  auto layout = BuildPromptLayout(Atp({"playfulness", "energy"}, 2, Compat::kOfficial), {"dog"}, *tok);
   ASSERT_TRUE(layout.ok());
-  EXPECT_EQ(DescribeClassPrompt(layout->classes[0], *tok), "SOS a a play a a x c c x abyssinian . EOT");
+  EXPECT_EQ(DescribeClassPrompt(layout->classes[0], *tok), "SOS a a play a a x c c x dog . EOT");
   EXPECT_EQ(layout->classes[0].eot, 12);
   ASSERT_EQ(layout->notes.size(), 1u);
   EXPECT_NE(layout->notes[0].find("playfulness"), std::string::npos);
   // Both keep the total length: the EOT is where the template has it.
-  auto paper = BuildPromptLayout(Atp({"playfulness", "energy"}, 2), {"abyssinian"}, *tok);
-  EXPECT_EQ(paper->classes[0].eot, 13);
+  auto paper = BuildPromptLayout(Atp({"playfulness", "energy"}, 2), {"dog"}, *tok);
+  EXPECT_EQ(paper->classes[0].eot, 12);
 }
 
 TEST(PromptLayoutTest, AtpromptClassPositions) {
@@ -86,7 +86,8 @@ TEST(PromptLayoutTest, DifferentSoftLengthsPerAttribute) {
   const auto& slots = layout->classes[0].slots;
   EXPECT_EQ(slots[7].kind, SlotKind::kAttributeContext);
   EXPECT_EQ(slots[7].block, 2);
-  EXPECT_EQ(slots[9].index, 2);
+  EXPECT_EQ(slots[8].index, 2);
+  EXPECT_EQ(slots[9].kind, SlotKind::kFixed);
 }
 
 TEST(PromptLayoutTest, CtxInitKeepsThePhraseInTheTemplate) {
@@ -111,7 +112,7 @@ TEST(PromptLayoutTest, UnderscoresAndLongPrompts) {
   d.keep_underscores = true;
   EXPECT_EQ(Describe(d, "golden_retriever", *tok), "SOS c c golden _ retriever . EOT");
   d.keep_underscores = false;
-  d.n_ctx = 72;
+  d.n_ctx = 73;  // SOS + 73 + "golden retriever" + "." + EOT = 78 > 77
   auto layout = BuildPromptLayout(d, {"golden_retriever"}, *tok);
   ASSERT_FALSE(layout.ok());
   EXPECT_NE(layout.status().message().find("golden_retriever"), std::string::npos) << layout.status().message();

@@ -17,7 +17,7 @@ struct TinyClipOptions {
   std::string data_root;  // holds fashion_mnist/ as `atp data import-fashion-mnist` writes it
   int epochs = 3;
   uint64_t seed = 1;
-  int threads = 0;  // 0 = every core; not part of the identity of a run
+  int threads = 0;  // 0 = every core not busy (ResolveCpuThreads); not part of the identity of a run
   int batch_size = 256;
   double learning_rate = 1e-3;
   double weight_decay = 0.1;

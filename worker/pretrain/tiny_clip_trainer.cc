@@ -18,6 +18,7 @@
 #include "worker/data/transforms.h"
 #include "worker/pretrain/clip_state_dict_writer.h"
 #include "worker/pretrain/contrastive_loss.h"
+#include "worker/pretrain/cpu_threads.h"
 
 namespace atp::pretrain {
 namespace {
@@ -26,12 +27,6 @@ using Clock = std::chrono::steady_clock;
 
 double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-int ResolveThreads(int requested) {
-  if (requested > 0) return requested;
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(hw);
 }
 
 // The first `max_per_class` items of each class in split order (all when 0).
@@ -197,7 +192,7 @@ Result<std::unique_ptr<TinyClipTrainer>> TinyClipTrainer::Create(const TinyClipO
   t->created_ = start;
   t->options_ = options;
   t->report_.options = options;
-  const int threads = ResolveThreads(options.threads);
+  const int threads = ResolveCpuThreads(options.threads);
   t->report_.threads_used = threads;
 
   auto splits = data::ReadDataset(options.data_root, "fashion_mnist");
@@ -287,7 +282,7 @@ torch::Tensor TinyClipTrainer::Augment(const torch::Tensor& pixels_u8, std::mt19
 
 Status TinyClipTrainer::Train(const ProgressFn& progress) {
   const auto start = Clock::now();
-  torch::set_num_threads(report_.threads_used);
+  SetCpuThreads(report_.threads_used);
   clip::ClipImpl& m = *model_;
   m.train();
   // Weight decay on matrices only: not on gains, biases or logit_scale (as open_clip does).
@@ -400,7 +395,7 @@ torch::Tensor TinyClipTrainer::ZeroShotTokenIds() const {
 
 Status TinyClipTrainer::Evaluate() {
   const auto start = Clock::now();
-  torch::set_num_threads(report_.threads_used);
+  SetCpuThreads(report_.threads_used);
   torch::NoGradGuard no_grad;
   clip::ClipImpl& m = *model_;
   m.eval();

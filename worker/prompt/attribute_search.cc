@@ -268,7 +268,7 @@ class AttributeSearch {
   }
 
   Status Sum(std::vector<torch::Tensor>& tensors) {
-    if (!sync_) return Status::Ok();
+    if (!sync_ || ranks_ == 1) return Status::Ok();
     return sync_->AllreduceSum(tensors);
   }
 

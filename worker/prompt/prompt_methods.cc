@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "worker/clip/clip_checkpoint.h"
@@ -216,8 +217,15 @@ MethodResult RunPromptMethod(JobContext& context) {
     return result;
   }
 
-  std::unique_ptr<PromptModel> model =
-      OrFail(MakePromptModel(config, clip.ptr(), tokenizer, train_classes));
+  std::unique_ptr<PromptModel> model;
+  {
+    // The initial prompts come from the global torch generator; a process that runs several
+    // jobs at once (ranks as threads in tests) must not interleave seeding and drawing.
+    static std::mutex init_mutex;
+    std::lock_guard<std::mutex> lock(init_mutex);
+    torch::manual_seed(static_cast<uint64_t>(config.seed));
+    model = OrFail(MakePromptModel(config, clip.ptr(), tokenizer, train_classes));
+  }
   for (const auto& note : model->Notes()) std::fprintf(stderr, "[atp] model: %s\n", note.c_str());
 
   TrainerOptions trainer_options;
@@ -253,6 +261,7 @@ MethodResult RunPromptMethod(JobContext& context) {
   } else if (config.method != "zsclip" && config.epochs > 0) {
     TrainSummary summary = OrFail(trainer.Train(train_splits.splits.train), FailureClass::kError);
     result.metrics["train_loss"] = summary.final_loss;
+    if (summary.epochs_run > 0) result.metrics["first_epoch_loss"] = summary.first_loss;
     result.metrics["train_seconds"] = summary.seconds;
     result.metrics["train_steps"] = static_cast<double>(summary.steps);
     result.metrics["resumed_from_epoch"] = static_cast<double>(summary.resumed_from_epoch);
@@ -283,8 +292,11 @@ MethodResult RunPromptMethod(JobContext& context) {
     result.metrics["base_accuracy"] = evaluate(config.dataset, data::ClassSubset::kBase, true);
     result.metrics["new_accuracy"] = evaluate(config.dataset, data::ClassSubset::kNew, false);
   } else {
-    const bool source = config.dataset == config.source_dataset;
-    result.metrics["accuracy"] = evaluate(config.dataset, data::ClassSubset::kAll, source);
+    // DePT fuses its head on the source's classes and, as the official code, on the ImageNet
+    // variants (domain generalisation), whose classes are ImageNet's or a subset of them.
+    const bool training_classes =
+        config.dataset == config.source_dataset || config.protocol == "domain_generalization";
+    result.metrics["accuracy"] = evaluate(config.dataset, data::ClassSubset::kAll, training_classes);
   }
   result.metrics["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (cache) {

@@ -191,6 +191,7 @@ Result<TrainSummary> Trainer::Train(const std::vector<data::Datum>& items) {
       }
     }
     epoch_loss /= static_cast<double>(std::max<int64_t>(1, steps));
+    if (summary.epochs_run == 0) summary.first_loss = epoch_loss;
     ++summary.epochs_run;
 
     if (hooks_.is_leader && !hooks_.workdir.empty()) {

@@ -73,6 +73,7 @@ struct TrainSummary {
   int64_t epochs_run = 0;       // in this attempt
   int64_t resumed_from_epoch = 0;
   int64_t steps = 0;
+  double first_loss = 0;        // mean loss of the first epoch run in this attempt
   double final_loss = 0;        // mean loss of the last epoch
   double seconds = 0;
   std::string checkpoint;       // the last checkpoint written
