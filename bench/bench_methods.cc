@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "worker/clip/clip_model.h"
 #include "worker/clip/tokenizer.h"
 #include "worker/prompt/method_config.h"
 #include "worker/prompt/prompt_methods.h"

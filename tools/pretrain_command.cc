@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "worker/pretrain/captions.h"
 #include "worker/pretrain/tiny_clip_report.h"
 #include "worker/pretrain/tiny_clip_trainer.h"
 
@@ -32,7 +33,7 @@ constexpr const char* kUsage =
     "options:\n"
     "  --data-root DIR   the data root holding fashion_mnist/ (required)\n"
     "  --out DIR         where the three files go (created if missing; required)\n"
-    "  --epochs N        passes over the train split (default 3)\n"
+    "  --epochs N        passes over the train split (default 2)\n"
     "  --seed S          seeds initialisation, batch order, captions and shifts (default 1)\n"
     "  --threads T       CPU threads (default: every core that other processes leave idle,\n"
     "                    judged from the load average)\n"
@@ -161,7 +162,8 @@ int RunPretrainCommand(int argc, char** argv) {
     auto existing = pretrain::ReadTinyClipReport(paths.report);
     const bool files = std::filesystem::is_regular_file(paths.checkpoint, ec) &&
                        std::filesystem::is_regular_file(paths.vocabulary, ec);
-    if (existing.ok() && files && existing->options.ToJson() == options.ToJson() && !force) {
+    const bool same_captions = existing.ok() && existing->corpus_sha256 == pretrain::FashionMnistCorpusSha256();
+    if (existing.ok() && files && same_captions && existing->options.ToJson() == options.ToJson() && !force) {
       std::printf("atp pretrain: %s is up to date (same options; trained in %s); use --force to retrain\n",
                   paths.checkpoint.c_str(), Duration(existing->total_seconds).c_str());
       PrintReport(*existing);
@@ -173,6 +175,9 @@ int RunPretrainCommand(int argc, char** argv) {
     } else if (existing->options.ToJson() != options.ToJson()) {
       std::printf("note: replacing the run in %s, made with other options (%s)\n", out_dir.c_str(),
                   Differences(existing->options.ToJson(), options.ToJson()).c_str());
+    } else if (!same_captions) {
+      std::printf("note: replacing the run in %s, made from other captions (this atp's caption corpus changed)\n",
+                  out_dir.c_str());
     } else if (!files) {
       std::printf("note: %s lacks its checkpoint or vocabulary; retraining\n", out_dir.c_str());
     }

@@ -66,6 +66,21 @@ TEST(CaptionsTest, CorpusHoldsCaptionsAndThePromptLearnersPlaceholders) {
   }
   EXPECT_TRUE(atprompt_line);
   EXPECT_EQ(VocabularyCorpus(FashionMnistCaptions()), corpus);
+  EXPECT_EQ(FashionMnistCorpusSha256().size(), 64u);
+  EXPECT_EQ(FashionMnistCorpusSha256(), FashionMnistCorpusSha256());
+}
+
+TEST(CaptionsTest, ArticlesAgreeWithTheNextWord) {
+  // "a photo of a {}" keeps its "a" whatever the class: it is the zero-shot template.
+  for (const auto& c : FashionMnistCaptions()) {
+    for (std::string text : c.captions) {
+      const std::string photo = "photo of a " + c.classname;
+      if (const size_t p = text.find(photo); p != std::string::npos) text.erase(p, photo.size());
+      for (const char* wrong : {" a open", " a ankle", " a Ankle", "a open", " a a", " an s", " an l"}) {
+        EXPECT_EQ((" " + text).find(wrong), std::string::npos) << text;
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -85,6 +85,16 @@ TEST(PretrainCommandTest, TrainsOnceThenReusesMatchingOutputsUnlessForced) {
   EXPECT_EQ(retrained.code, 0);
   EXPECT_NE(retrained.out.find("epoch 1/1"), std::string::npos) << retrained.out;
 
+  // A run made from other captions is not reused.
+  auto stale = pretrain::ReadTinyClipReport(paths.report);
+  ASSERT_TRUE(stale.ok());
+  stale->corpus_sha256 = "0000";
+  ASSERT_TRUE(pretrain::WriteTinyClipReport(*stale, paths.report).ok());
+  CommandResult recaptioned = RunCommand(args);
+  EXPECT_EQ(recaptioned.code, 0);
+  EXPECT_NE(recaptioned.out.find("made from other captions"), std::string::npos) << recaptioned.out;
+  EXPECT_NE(recaptioned.out.find("epoch 1/1"), std::string::npos) << recaptioned.out;
+
   std::vector<std::string> other = args;
   other[7] = "12";  // --max-train-per-class
   CommandResult changed = RunCommand(other);

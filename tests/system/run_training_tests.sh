@@ -102,7 +102,7 @@ assert 'ctx_att1' in c['state_dict'] and 'momentum_buffer' in c['optimizer']['st
   err=$("$ATP" train bad.toml 2>&1); code=$?
   check "an unknown method exits 2" eq "$code" 2
   check "and lists the valid ones" grep -q "coop, cocoop" <<<"$err"
-  write_job nan.toml coop "lr = 1e30"
+  write_job nan.toml coop "lr = 1e30" "batch_size = 8"
   err=$("$ATP" train nan.toml --workdir jn 2>&1); code=$?
   check "a diverging job exits 1" eq "$code" 1
   check "and says where the loss went bad" grep -Eq "diverged: loss is (NaN|infinite) at epoch [0-9]+, step [0-9]+" <<<"$err"

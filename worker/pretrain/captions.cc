@@ -1,5 +1,8 @@
 #include "worker/pretrain/captions.h"
 
+#include <cctype>
+
+#include "common/hash.h"
 #include "worker/data/dataset.h"
 #include "worker/data/fashion_mnist.h"
 
@@ -10,7 +13,6 @@ namespace {
 // descriptions of the garments; what matters is that each base word appears after words that
 // tell the classes apart, the way ATPrompt's prompts put an attribute word before the class.
 struct ClassWords {
-  const char* article;   // "a" or "an" before the class name in descriptive sentences
   const char* category;  // "a type of ..."
   const char* shape;
   const char* length;
@@ -21,34 +23,41 @@ struct ClassWords {
 
 // In label order (data::FashionMnistClassNames()).
 const ClassWords kWords[] = {
-    {"a", "clothing", "boxy", "waist", "a short", "soft cotton", "relaxed"},          // T-shirt/top
-    {"a", "clothing", "long straight", "full", "no", "woven denim", "straight"},       // Trouser
-    {"a", "clothing", "rounded", "hip", "a long knitted", "knitted wool", "loose"},    // Pullover
-    {"a", "clothing", "flared", "knee", "no", "smooth silky", "fitted"},              // Dress
-    {"a", "clothing", "long", "thigh", "a long", "thick heavy", "loose"},             // Coat
-    {"a", "footwear", "open", "low", "no", "strappy", "open"},                         // Sandal
-    {"a", "clothing", "collared", "hip", "a long buttoned", "crisp", "tailored"},     // Shirt
-    {"a", "footwear", "low rounded", "low", "no", "mesh", "snug"},                    // Sneaker
-    {"a", "accessory", "rectangular", "medium", "no", "leather", "roomy"},            // Bag
-    {"an", "footwear", "high", "ankle", "no", "leather", "snug"},                     // Ankle boot
+    {"clothing", "boxy", "waist", "a short", "soft cotton", "relaxed"},          // T-shirt/top
+    {"clothing", "long straight", "full", "no", "woven denim", "straight"},       // Trouser
+    {"clothing", "rounded", "hip", "a long knitted", "knitted wool", "loose"},    // Pullover
+    {"clothing", "flared", "knee", "no", "smooth silky", "fitted"},              // Dress
+    {"clothing", "long", "thigh", "a long", "thick heavy", "loose"},             // Coat
+    {"footwear", "open", "low", "no", "strappy", "open"},                         // Sandal
+    {"clothing", "collared", "hip", "a long buttoned", "crisp", "tailored"},     // Shirt
+    {"footwear", "low rounded", "low", "no", "mesh", "snug"},                    // Sneaker
+    {"accessory", "rectangular", "medium", "no", "leather", "roomy"},            // Bag
+    {"footwear", "high", "ankle", "no", "leather", "snug"},                     // Ankle boot
 };
 
+// "a" or "an" before `word` (by its first letter, which is right for these words).
+std::string A(const std::string& word) {
+  const char c = static_cast<char>(std::tolower(static_cast<unsigned char>(word[0])));
+  return (c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u') ? "an " + word : "a " + word;
+}
+
 std::vector<std::string> CaptionsFor(const std::string& name, const ClassWords& w) {
-  const std::string a = w.article;
+  const std::string shape = w.shape, length = w.length, sleeve = w.sleeve, texture = w.texture, fit = w.fit;
+  // The zero-shot family keeps "a photo of a {}" whatever the name: that is the template.
   return {
       ZeroShotPrompt(name),
       "a photo of the " + name + ".",
       "a black and white photo of a " + name + ".",
       "a low resolution photo of a " + name + ".",
       "a small photo of a " + name + ".",
-      a + " " + name + ", a type of " + w.category + ".",
-      a + " " + name + " with a " + w.shape + " shape.",
-      a + " " + name + " of " + w.length + " length.",
-      a + " " + name + " with " + w.sleeve + " sleeve.",
-      a + " " + name + " with a " + w.texture + " texture.",
-      a + " " + name + " with a " + w.fit + " fit.",
-      "a photo of a " + name + " with a " + w.shape + " shape and " + w.length + " length.",
-      "a " + std::string(w.fit) + " fit " + name + " with " + w.sleeve + " sleeve and a " + w.texture + " texture.",
+      A(name) + ", a type of " + w.category + ".",
+      A(name) + " with " + A(shape) + " shape.",
+      A(name) + " of " + length + " length.",
+      A(name) + " with " + sleeve + " sleeve.",
+      A(name) + " with " + A(texture) + " texture.",
+      A(name) + " with " + A(fit) + " fit.",
+      "a photo of a " + name + " with " + A(shape) + " shape and " + length + " length.",
+      A(fit) + " fit " + name + " with " + sleeve + " sleeve and " + A(texture) + " texture.",
   };
 }
 
@@ -98,6 +107,12 @@ std::vector<std::string> VocabularyCorpus(const std::vector<ClassCaptions>& capt
   corpus.push_back("X X X X a photo of a");
   corpus.push_back("a type of");
   return corpus;
+}
+
+std::string FashionMnistCorpusSha256() {
+  std::string text;
+  for (const std::string& line : VocabularyCorpus(FashionMnistCaptions())) text += line + "\n";
+  return Sha256Hex(text);
 }
 
 }  // namespace atp::pretrain

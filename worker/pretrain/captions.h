@@ -31,4 +31,8 @@ std::string ZeroShotPrompt(const std::string& classname);
 // where their soft tokens go) and a few fixed phrases of the prompt templates.
 std::vector<std::string> VocabularyCorpus(const std::vector<ClassCaptions>& captions);
 
+// SHA-256 (hex) of VocabularyCorpus(FashionMnistCaptions()), one line per caption: recorded
+// with a run so that a run made from other captions is not mistaken for a current one.
+std::string FashionMnistCorpusSha256();
+
 }  // namespace atp::pretrain

@@ -104,6 +104,7 @@ Json TinyClipReport::ToJson() const {
   j["options"] = options.ToJson();
   j["threads"] = threads_used;
   j["model"] = model;
+  j["corpus_sha256"] = corpus_sha256;
   j["vocab_size"] = vocab_size;
   j["merges"] = num_merges;
   j["train_images"] = train_images;
@@ -132,6 +133,7 @@ Result<TinyClipReport> TinyClipReport::FromJson(const Json& j, const std::string
     r.options = *options;
     r.threads_used = j.at("threads").get<int>();
     r.model = j.at("model").get<std::string>();
+    r.corpus_sha256 = j.at("corpus_sha256").get<std::string>();
     r.vocab_size = j.at("vocab_size").get<int>();
     r.num_merges = j.at("merges").get<int>();
     r.train_images = j.at("train_images").get<int64_t>();

@@ -15,11 +15,11 @@ namespace atp::pretrain {
 
 struct TinyClipOptions {
   std::string data_root;  // holds fashion_mnist/ as `atp data import-fashion-mnist` writes it
-  int epochs = 3;
+  int epochs = 2;
   uint64_t seed = 1;
   int threads = 0;  // 0 = every core not busy (ResolveCpuThreads); not part of the identity of a run
   int batch_size = 256;
-  double learning_rate = 1e-3;
+  double learning_rate = 2e-3;
   double weight_decay = 0.1;
   int warmup_steps = 50;
   // 0 = every image of the split; otherwise the first N of each class (tests, quick runs).
@@ -67,6 +67,7 @@ struct TinyClipReport {
   double eval_seconds = 0.0;
   double total_seconds = 0.0;
   std::string model;                  // ClipOptions::ToString()
+  std::string corpus_sha256;          // FashionMnistCorpusSha256() of the captions used
 
   Json ToJson() const;
   static Result<TinyClipReport> FromJson(const Json& json, const std::string& source);

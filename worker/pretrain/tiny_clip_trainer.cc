@@ -217,6 +217,7 @@ Result<std::unique_ptr<TinyClipTrainer>> TinyClipTrainer::Create(const TinyClipO
   bpe.max_merges = options.max_merges;
   ATP_ASSIGN_OR_RETURN(t->merges_, LearnBpeMerges(VocabularyCorpus(captions), bpe));
   ATP_ASSIGN_OR_RETURN(t->tokenizer_, clip::ClipTokenizer::Parse(FormatBpeMerges(t->merges_), "the learned vocabulary"));
+  t->report_.corpus_sha256 = FashionMnistCorpusSha256();
   t->report_.vocab_size = t->tokenizer_->vocab_size();
   t->report_.num_merges = t->tokenizer_->num_merges();
   std::vector<std::vector<int>> rows;
