@@ -9,6 +9,7 @@
 // runs once per (image, augmentation) for the whole grid and every job runs warm steps.
 // Images are random pixels (decoding and augmentation, identical in both arms, are left
 // out; bench_data measures them).
+// Each figure times at least STEPS steps and at least 2 s.
 // Usage: atp_bench_methods [SIZE=both|tiny|vitb16] [STEPS=3] [THREADS=2]
 #include <torch/torch.h>
 
@@ -71,6 +72,21 @@ double Seconds(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// Seconds per call of `step`, over at least `min_steps` calls and at least `min_seconds`: a
+// tiny-model step takes milliseconds, and a handful of them measures only noise.
+template <typename Step>
+double SecondsPerStep(Step&& step, int min_steps, double min_seconds) {
+  const auto t0 = std::chrono::steady_clock::now();
+  int done = 0;
+  while (done < min_steps || Seconds(t0) < min_seconds) {
+    step();
+    ++done;
+  }
+  return Seconds(t0) / done;
+}
+
+constexpr double kMinSeconds = 2.0;
+
 struct Row {
   std::string size, method;
   bool atprompt;
@@ -99,8 +115,8 @@ int main(int argc, char** argv) {
                          "tick"};
   for (int i = 0; i < classes; ++i) names.push_back(std::string(words[i % 25]) + (i >= 25 ? " toy" : ""));
 
-  std::printf("atp_bench_methods: batch %d, %d classes, fp32, %d threads, %d timed steps per figure\n", batch, classes,
-              threads, steps);
+  std::printf("atp_bench_methods: batch %d, %d classes, fp32, %d threads, at least %d steps and %.0f s per figure\n",
+              batch, classes, threads, steps, kMinSeconds);
   std::vector<Row> rows;
   for (const std::string size : {"tiny", "vitb16"}) {
     if (which != "both" && which != size) continue;
@@ -115,12 +131,12 @@ int main(int argc, char** argv) {
       features = model->EncodeImage(pixels);
     }
     // The image tower alone: the part a warm cache removes from every step.
-    auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < steps; ++i) {
-      torch::NoGradGuard no_grad;
-      (void)model->EncodeImage(pixels);
-    }
-    const double tower = Seconds(t0) / steps;
+    const double tower = SecondsPerStep(
+        [&] {
+          torch::NoGradGuard no_grad;
+          (void)model->EncodeImage(pixels);
+        },
+        steps, kMinSeconds);
     std::printf("\n[%s] %s\n  image tower, 32 images: %.3f s\n", size.c_str(), options.ToString().c_str(), tower);
     std::printf("  %-16s %12s %12s %9s\n", "method", "cold step/s", "warm step/s", "speed-up");
     for (const char* method : {"coop", "cocoop", "dept", "maple"}) {
@@ -154,14 +170,8 @@ int main(int argc, char** argv) {
         };
         Row row{size, method, atprompt};
         step(false);  // warm-up: allocations, first-touch
-        t0 = std::chrono::steady_clock::now();
-        for (int i = 0; i < steps; ++i) step(true);
-        row.cold = Seconds(t0) / steps;
-        if (m.TakesImageFeatures()) {
-          t0 = std::chrono::steady_clock::now();
-          for (int i = 0; i < steps; ++i) step(false);
-          row.warm = Seconds(t0) / steps;
-        }
+        row.cold = SecondsPerStep([&] { step(true); }, steps, kMinSeconds);
+        if (m.TakesImageFeatures()) row.warm = SecondsPerStep([&] { step(false); }, steps, kMinSeconds);
         std::string label = std::string(method) + (atprompt ? "+atprompt" : "");
         if (row.warm > 0) {
           std::printf("  %-16s %12.3f %12.3f %8.2fx\n", label.c_str(), 1 / row.cold, 1 / row.warm, row.cold / row.warm);

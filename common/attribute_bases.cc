@@ -19,7 +19,7 @@
 #include "common/dataset_catalog.h"
 // The paper's table of bases and searched attributes lives with the other published figures;
 // this file only reads it, so the facts are kept in one place.
-#include "coordinator/paper_figures.h"
+#include "common/paper_figures.h"
 
 namespace atp {
 namespace {

@@ -9,7 +9,7 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "coordinator/paper_figures.h"
+#include "common/paper_figures.h"
 #include "coordinator/sqlite_util.h"
 
 namespace atp {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "worker/clip/tokenizer.h"
+#include "tests/support/temp_dir.h"
 
 namespace atp::clip::testing {
 
@@ -34,25 +35,7 @@ inline std::shared_ptr<const ClipTokenizer> RealTokenizer(std::string* why) {
   return cached;
 }
 
-// A directory under the system temp dir, removed with the object.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "atp_clip_test_XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-  void Write(const std::string& name, const std::string& contents) const {
-    std::ofstream(File(name), std::ios::binary) << contents;
-  }
-
- private:
-  std::string path_;
-};
+using ::atp::testing::TempDir;
 
 inline std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "coordinator/paper_figures.h"
+#include "common/paper_figures.h"
 #include "tests/coordinator/results_test_util.h"
 
 namespace atp {

@@ -13,6 +13,7 @@
 
 #include "common/json.h"
 #include "worker/data/image.h"
+#include "tests/support/temp_dir.h"
 
 namespace atp::data::testing {
 
@@ -25,22 +26,7 @@ inline Json LoadFixture(const std::string& name) {
   return Json::parse(in);
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "atp_data_test_XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
-
- private:
-  std::string path_;
-};
+using ::atp::testing::TempDir;
 
 inline void WriteText(const std::string& path, const std::string& text) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());

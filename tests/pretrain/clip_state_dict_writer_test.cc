@@ -2,12 +2,11 @@
 
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <memory>
 
 #include "common/json.h"
 #include "tests/pretrain/pretrain_test_util.h"
+#include "tests/support/python_torch.h"
 #include "worker/clip/clip_checkpoint.h"
 #include "worker/clip/clip_model.h"
 
@@ -25,26 +24,6 @@ clip::Clip SmallRandomClip() {
   torch::NoGradGuard no_grad;
   model->logit_scale.fill_(2.5);
   return model;
-}
-
-// stdout of a shell command and its exit status.
-std::pair<std::string, int> RunShell(const std::string& command) {
-  std::string out;
-  FILE* p = popen(command.c_str(), "r");
-  if (p == nullptr) return {"", -1};
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  return {out, pclose(p)};
-}
-
-// A Python with torch: `python3` on the PATH, else Debian's, whose python3-torch is what the
-// installer provides. "" when neither imports torch.
-std::string PythonWithTorch() {
-  for (const char* python : {"python3", "/usr/bin/python3"}) {
-    if (RunShell(std::string(python) + " -c 'import torch' >/dev/null 2>&1").second == 0) return python;
-  }
-  return "";
 }
 
 TEST(ClipStateDictWriterTest, LoadClipReadsBackEveryTensorExactly) {
@@ -70,8 +49,9 @@ TEST(ClipStateDictWriterTest, UnwritableFolderIsAnIoError) {
 }
 
 TEST(ClipStateDictWriterTest, PythonTorchLoadReadsAStateDictWithOpenAisKeys) {
-  const std::string python = PythonWithTorch();
-  if (python.empty()) GTEST_SKIP() << "no Python with torch here (python3 -c 'import torch' fails); skipping";
+  std::string why;
+  const std::string python = ::atp::testing::PythonWithTorch(&why);
+  if (python.empty()) GTEST_SKIP() << why;
   TempDir dir;
   clip::Clip model = SmallRandomClip();
   ASSERT_TRUE(SaveClipStateDict(*model, dir.File("m.pt")).ok());
@@ -79,10 +59,9 @@ TEST(ClipStateDictWriterTest, PythonTorchLoadReadsAStateDictWithOpenAisKeys) {
       "import json, sys, torch\n"
       "sd = torch.load(sys.argv[1], map_location='cpu')\n"
       "print(json.dumps({k: [list(v.shape), str(v.dtype), float(v.double().sum())] for k, v in sd.items()}))\n";
-  std::ofstream(dir.File("read.py")) << script;
-  auto [out, rc] = RunShell(python + " " + dir.File("read.py") + " " + dir.File("m.pt") + " 2>&1");
-  ASSERT_EQ(rc, 0) << out;
-  Json got = Json::parse(out);
+  ::atp::testing::PythonRun run = ::atp::testing::RunPython(python, script, dir.File("m.pt"));
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  Json got = Json::parse(run.output);
   auto params = model->named_parameters();
   EXPECT_EQ(got.size(), params.size());
   for (const auto& p : params) {

@@ -9,28 +9,11 @@
 #include <string>
 
 #include "worker/data/fashion_mnist.h"
+#include "tests/support/temp_dir.h"
 
 namespace atp::pretrain::testing {
 
-// A directory under the system temp dir, removed with the object.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "atp_pretrain_test_XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using ::atp::testing::TempDir;
 
 // A data root with the first `kImportPerClass` images of each class from each idx file
 // (24 train, 6 val and 30 test images per class), or "" with the reason in *why.

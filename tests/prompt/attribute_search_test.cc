@@ -6,14 +6,13 @@
 
 #include <gtest/gtest.h>
 
-#include <condition_variable>
 #include <filesystem>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <thread>
 
 #include "tests/prompt/prompt_test_util.h"
+#include "tests/prompt/thread_allreduce.h"
 #include "worker/job_failure.h"
 #include "worker/train/gradient_sync.h"
 #include "worker/train/training_checkpoint.h"
@@ -397,47 +396,13 @@ TEST_F(AttributeSearchTest, RejectsAnEmptyPoolAndMissingValidation) {
   EXPECT_NE(no_val.status().message().find("validation"), std::string::npos);
 }
 
-// Sums double buffers across in-process ranks (threads): each caller adds its buffer, waits
-// for the others, then reads the total.
-class ThreadAllreduce {
- public:
-  explicit ThreadAllreduce(int ranks) : ranks_(ranks) {}
-
-  Status Sum(std::vector<double>* values) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    const int64_t round = round_;
-    if (arrived_ == 0) total_.assign(values->size(), 0.0);
-    if (total_.size() != values->size()) return Internal("ranks passed buffers of different lengths");
-    for (size_t i = 0; i < values->size(); ++i) total_[i] += (*values)[i];
-    if (++arrived_ == ranks_) {
-      result_ = total_;
-      arrived_ = 0;
-      ++round_;
-      cv_.notify_all();
-    } else {
-      cv_.wait(lock, [&] { return round_ != round; });
-    }
-    *values = result_;
-    return Status::Ok();
-  }
-
- private:
-  int ranks_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  int arrived_ = 0;
-  int64_t round_ = 0;
-  std::vector<double> total_;
-  std::vector<double> result_;
-};
-
 TEST_F(AttributeSearchTest, TwoRanksMatchOneRank) {
   config_.epochs = 1;
   config_.max_steps_per_epoch = 2;
   auto single = Run(config_, TrainerHooks{});
   ASSERT_TRUE(single.ok()) << single.status().ToString();
 
-  ThreadAllreduce allreduce(2);
+  testing::ThreadAllreduce allreduce(2);
   std::vector<std::optional<Result<SearchResult>>> results(2);
   std::vector<std::thread> threads;
   for (int rank = 0; rank < 2; ++rank) {

@@ -21,6 +21,7 @@
 #include "worker/clip/tokenizer.h"
 #include "worker/data/dataset.h"
 #include "worker/data/fashion_mnist.h"
+#include "tests/support/temp_dir.h"
 
 namespace atp::prompt::testing {
 
@@ -107,25 +108,7 @@ inline void SaveClip(clip::Clip model, const std::string& path) {
   std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-// A directory under the system temp dir, removed with the object.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "atp_prompt_test_XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ::atp::testing::TempDir;
 
 #define ATP_REQUIRE_FASHION_MNIST(var)                                                      \
   std::string var##_why;                                                                    \

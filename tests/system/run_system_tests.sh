@@ -172,7 +172,15 @@ test_kill_coordinator() {
 test_preemption() {
   timeout 120 "${MPIRUN[@]}" -np 3 "$SWEEP" "$SWEEPS/long.toml" --db t.db --log plain >out.log 2>&1 &
   local launcher=$!
-  sleep 2.5
+  # Preempt once two jobs are well into their steps (a fixed delay is too short on a loaded
+  # machine, where mpirun alone can take seconds to start).
+  local waited=0 started
+  while [ "$waited" -lt 300 ]; do
+    started=$(q t.db "select count(*) from attempts where state='running' and progress_step>=2" 2>/dev/null)
+    [ "${started:-0}" -ge 2 ] && break
+    sleep 0.1
+    waited=$((waited + 1))
+  done
   kill -TERM "$(rank_pid 0 t.db)"
   wait "$launcher"
   local code=$?

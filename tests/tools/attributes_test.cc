@@ -32,6 +32,7 @@
 #include "common/attribute_bases.h"
 #include "common/chat_client.h"
 #include "common/json.h"
+#include "tests/support/temp_dir.h"
 
 namespace atp {
 namespace {
@@ -223,21 +224,7 @@ class FakeChatServer {
   std::thread thread_;
 };
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "atp_attributes_test_XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string operator/(const std::string& relative) const { return path_ + "/" + relative; }
-
- private:
-  std::string path_;
-};
+using ::atp::testing::TempDir;
 
 void WriteText(const std::string& path, const std::string& text) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());

@@ -14,6 +14,7 @@
 #include "worker/data/image.h"
 #include "worker/data/loader.h"
 #include "worker/data/transforms.h"
+#include "tests/support/temp_dir.h"
 
 namespace atp::train {
 namespace {
@@ -21,21 +22,7 @@ namespace {
 namespace fs = std::filesystem;
 using atp::data::Datum;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "atp_feature_extractor_test_XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
-
- private:
-  std::string path_;
-};
+using ::atp::testing::TempDir;
 
 bool BitEqual(const at::Tensor& a, const at::Tensor& b) {
   if (a.sizes() != b.sizes() || a.scalar_type() != b.scalar_type()) return false;

@@ -8,7 +8,7 @@
 #include <tuple>
 #include <vector>
 
-#include "tests/train/python_torch.h"
+#include "tests/support/python_torch.h"
 
 namespace atp::train {
 namespace {

@@ -9,7 +9,8 @@
 #include <limits>
 #include <sstream>
 
-#include "tests/train/python_torch.h"
+#include "tests/support/python_torch.h"
+#include "tests/support/temp_dir.h"
 
 namespace atp::train {
 namespace {

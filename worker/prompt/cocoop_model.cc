@@ -41,7 +41,7 @@ NamedTensors CocoopModel::StateDict() {
 }
 
 Status CocoopModel::LoadStateDict(const std::map<std::string, torch::Tensor>& state) {
-  return LoadNamedTensors(state, StateDict(), "CoCoOp");
+  return LoadStrictly(state, StateDict(), CoopStyleReading("CoCoOp"));
 }
 
 torch::Tensor CocoopModel::PerImageLogits(const torch::Tensor& image_features) {

@@ -1,7 +1,5 @@
 #include "worker/prompt/coop_model.h"
 
-#include <sstream>
-
 namespace atp::prompt {
 
 PromptLearnerOptions LearnerOptionsFor(const MethodConfig& config) {
@@ -11,33 +9,14 @@ PromptLearnerOptions LearnerOptionsFor(const MethodConfig& config) {
   return options;
 }
 
-Status LoadNamedTensors(const std::map<std::string, torch::Tensor>& state, const NamedTensors& targets,
-                        const std::string& model_name) {
-  std::map<std::string, torch::Tensor> clean;
-  for (const auto& [raw, tensor] : state) {
-    std::string name = raw;
-    for (const char* prefix : {"module.", "prompt_learner."}) {
-      if (name.rfind(prefix, 0) == 0) name = name.substr(std::string(prefix).size());
-    }
-    clean[name] = tensor;
-  }
-  torch::NoGradGuard no_grad;
-  for (const auto& [name, target] : targets) {
-    std::string bare = name;
-    if (bare.rfind("prompt_learner.", 0) == 0) bare = bare.substr(15);
-    auto it = clean.find(bare);
-    if (it == clean.end()) {
-      return InvalidArgument(model_name + " checkpoint has no tensor '" + name + "'");
-    }
-    if (it->second.sizes() != target.sizes()) {
-      std::ostringstream message;
-      message << model_name << " checkpoint tensor '" << name << "' has shape " << it->second.sizes()
-              << ", the model expects " << target.sizes();
-      return InvalidArgument(message.str());
-    }
-    target.copy_(it->second.to(target.dtype()));
-  }
-  return Status::Ok();
+StateDictReading CoopStyleReading(const std::string& model_name) {
+  StateDictReading reading;
+  reading.model_name = model_name;
+  reading.must_match = "n_ctx, attribute count and text width";
+  // The official CoOp-style checkpoints hold the prompt learner's own keys; a whole-model
+  // export (and DataParallel) adds prefixes.
+  reading.strip_prefixes = {"module.", "prompt_learner."};
+  return reading;
 }
 
 CoopModel::CoopModel(const MethodConfig& config, clip::Clip clip, std::shared_ptr<const clip::ClipTokenizer> tokenizer,
@@ -62,7 +41,7 @@ NamedTensors CoopModel::StateDict() {
 }
 
 Status CoopModel::LoadStateDict(const std::map<std::string, torch::Tensor>& state) {
-  return LoadNamedTensors(state, StateDict(), "CoOp");
+  return LoadStrictly(state, StateDict(), CoopStyleReading("CoOp"));
 }
 
 torch::Tensor CoopModel::TrainLoss(const torch::Tensor& input, const torch::Tensor& labels, int64_t global_batch) {

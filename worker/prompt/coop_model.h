@@ -16,11 +16,9 @@ namespace atp::prompt {
 // three ctx_att tensors under compat "official" (and with at most three attributes).
 PromptLearnerOptions LearnerOptionsFor(const MethodConfig& config);
 
-// State-dict helpers shared by the CoOp-style models: strips "module." and "prompt_learner."
-// prefixes, skips the token_* buffers (rebuilt from class names, as the official loader does)
-// and copies each named tensor, failing on missing or misshaped keys.
-Status LoadNamedTensors(const std::map<std::string, torch::Tensor>& state, const NamedTensors& targets,
-                        const std::string& model_name);
+// How the CoOp-style models (CoOp, CoCoOp) read checkpoints: the prompt learner's keys,
+// with "module." and "prompt_learner." prefixes stripped.
+StateDictReading CoopStyleReading(const std::string& model_name);
 
 class CoopModel : public PromptModel {
  public:

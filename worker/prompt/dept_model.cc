@@ -11,25 +11,6 @@
 namespace atp::prompt {
 namespace {
 
-std::string Shape(const torch::Tensor& t) {
-  std::ostringstream out;
-  out << t.sizes();
-  return out.str();
-}
-
-bool StartsWith(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
-
-// A loss of value 0 whose gradient is a defined zero for every tensor: an empty shard must
-// still take part in the gradient sum over ranks.
-torch::Tensor ZeroLoss(const NamedTensors& tensors) {
-  torch::Tensor loss;
-  for (const auto& named : tensors) {
-    torch::Tensor term = named.second.sum() * 0;
-    loss = loss.defined() ? loss + term : term;
-  }
-  return loss.defined() ? loss : torch::zeros({});
-}
-
 std::string Lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;
@@ -125,44 +106,12 @@ NamedTensors DeptModel::StateDict() {
 }
 
 Status DeptModel::LoadStateDict(const std::map<std::string, torch::Tensor>& state) {
-  NamedTensors expected = StateDict();
-  std::map<std::string, torch::Tensor> targets(expected.begin(), expected.end());
-  // Keys an official whole-model checkpoint has that are not ours: the frozen CLIP, the token
-  // buffers (rebuilt from class names), ctx_att tensors this design does not create (never
-  // trained), and the head when this model has none (the official Identity, loaded non-strictly).
-  auto ignored = [&targets](const std::string& key) {
-    if (StartsWith(key, "prompt_learner.token_") || StartsWith(key, "image_encoder.") ||
-        StartsWith(key, "text_encoder.") || key == "logit_scale") {
-      return true;
-    }
-    if (targets.count(key)) return false;
-    return StartsWith(key, "prompt_learner.ctx_att") || StartsWith(key, "linear_probe_proj.");
-  };
-  std::vector<std::string> problems;
-  for (const auto& [raw, value] : state) {
-    const std::string key = StartsWith(raw, "module.") ? raw.substr(7) : raw;
-    if (ignored(key)) continue;
-    auto it = targets.find(key);
-    if (it == targets.end()) {
-      problems.push_back("unexpected key " + key);
-    } else if (!value.sizes().equals(it->second.sizes())) {
-      problems.push_back(key + " has shape " + Shape(value) + " in the checkpoint but " + Shape(it->second) +
-                         " in the model");
-    }
-  }
-  std::map<std::string, torch::Tensor> found;
-  for (const auto& [raw, value] : state) found[StartsWith(raw, "module.") ? raw.substr(7) : raw] = value;
-  for (const auto& [key, target] : targets) {
-    if (!found.count(key)) problems.push_back("missing key " + key);
-  }
-  if (!problems.empty()) {
-    std::string message = "DePT checkpoint does not fit this model (n_ctx, attribute count, training classes and "
-                          "backbone must match the run that wrote it): ";
-    for (size_t i = 0; i < problems.size(); ++i) message += (i ? "; " : "") + problems[i];
-    return InvalidArgument(message);
-  }
-  torch::NoGradGuard no_grad;
-  for (auto& [key, target] : targets) target.copy_(found.at(key));
+  StateDictReading reading;
+  reading.model_name = "DePT";
+  reading.must_match = "n_ctx, attribute count, training classes and backbone";
+  // The head, when this model has none: the official Identity is loaded non-strictly.
+  reading.also_ignored = [](const std::string& key) { return key.rfind("linear_probe_proj.", 0) == 0; };
+  if (Status loaded = LoadStrictly(state, StateDict(), reading); !loaded.ok()) return loaded;
   eval_text_features_ = torch::Tensor();
   return Status::Ok();
 }

@@ -34,31 +34,6 @@ void RedrawNormal(torch::Tensor& target, double std) {
   target.copy_(torch::empty(target.sizes(), torch::kFloat).normal_(0, std));
 }
 
-std::string Shape(const torch::Tensor& t) {
-  std::ostringstream out;
-  out << t.sizes();
-  return out.str();
-}
-
-// A loss of value 0 whose gradient is a defined zero for every tensor: an empty shard must
-// still take part in the gradient sum over ranks.
-torch::Tensor ZeroLoss(const NamedTensors& tensors) {
-  torch::Tensor loss;
-  for (const auto& named : tensors) {
-    torch::Tensor term = named.second.sum() * 0;
-    loss = loss.defined() ? loss + term : term;
-  }
-  return loss.defined() ? loss : torch::zeros({});
-}
-
-// Keys of an official whole-model MaPLe checkpoint that belong to the frozen CLIP (not
-// ours to load) or are token buffers rebuilt from class names (the official loader drops them).
-bool IgnoredOfficialKey(const std::string& key) {
-  auto starts = [&key](const char* prefix) { return key.rfind(prefix, 0) == 0; };
-  return starts("prompt_learner.token_") || starts("image_encoder.") || starts("text_encoder.") ||
-         key == "logit_scale";
-}
-
 }  // namespace
 
 MapleDeepPromptsImpl::MapleDeepPromptsImpl(const MapleDeepPromptsOptions& o) : options(o) {
@@ -214,34 +189,10 @@ NamedTensors MapleModel::StateDict() {
 }
 
 Status MapleModel::LoadStateDict(const std::map<std::string, torch::Tensor>& state) {
-  NamedTensors expected = StateDict();
-  std::map<std::string, torch::Tensor> targets(expected.begin(), expected.end());
-  std::map<std::string, torch::Tensor> found;
-  for (const auto& [raw, value] : state) found[raw.rfind("module.", 0) == 0 ? raw.substr(7) : raw] = value;
-  std::vector<std::string> problems;
-  for (const auto& [key, value] : found) {
-    if (IgnoredOfficialKey(key)) continue;
-    auto it = targets.find(key);
-    if (it == targets.end()) {
-      // ctx_att tensors this design does not create never train; the official code has three.
-      if (key.rfind("prompt_learner.ctx_att", 0) == 0) continue;
-      problems.push_back("unexpected key " + key);
-    } else if (!value.sizes().equals(it->second.sizes())) {
-      problems.push_back(key + " has shape " + Shape(value) + " in the checkpoint but " + Shape(it->second) +
-                         " in the model");
-    }
-  }
-  for (const auto& [key, target] : targets) {
-    if (!found.count(key)) problems.push_back("missing key " + key);
-  }
-  if (!problems.empty()) {
-    std::string message = "MaPLe checkpoint does not fit this model (n_ctx, attribute count, depth J and "
-                          "backbone widths must match the run that wrote it): ";
-    for (size_t i = 0; i < problems.size(); ++i) message += (i ? "; " : "") + problems[i];
-    return InvalidArgument(message);
-  }
-  torch::NoGradGuard no_grad;
-  for (auto& [key, target] : targets) target.copy_(found.at(key));
+  StateDictReading reading;
+  reading.model_name = "MaPLe";
+  reading.must_match = "n_ctx, attribute count, depth J and backbone widths";
+  if (Status loaded = LoadStrictly(state, StateDict(), reading); !loaded.ok()) return loaded;
   eval_text_features_ = torch::Tensor();
   return Status::Ok();
 }

@@ -7,6 +7,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -63,5 +64,29 @@ torch::Tensor ShardCrossEntropy(const torch::Tensor& logits, const torch::Tensor
 // text [N, C, E] (one prompt set per image, CoCoOp) → [N, C].
 torch::Tensor CosineLogits(const torch::Tensor& image_features, const torch::Tensor& text_features,
                            const torch::Tensor& logit_scale);
+
+// How LoadStateDict reads a checkpoint, for every method: our own checkpoints and the
+// official ones (a prompt learner's state dict for CoOp/CoCoOp, a whole model for MaPLe/DePT).
+struct StateDictReading {
+  std::string model_name;  // "MaPLe", for messages
+  std::string must_match;  // what must match the run that wrote the checkpoint, for messages
+  // Stripped from the front of checkpoint keys, in this order ("module." from DataParallel).
+  std::vector<std::string> strip_prefixes = {"module."};
+  // Further keys that are not ours to load (beyond the official ones every method skips).
+  std::function<bool(const std::string& key)> also_ignored;
+};
+
+// Copies a checkpoint into `targets` strictly. A key (after stripping) is either a target
+// with the same shape, or one the official loaders never load: token_* buffers (rebuilt from
+// class names), ctx_att tensors this design does not create (never trained), the frozen CLIP
+// of a whole-model checkpoint (image_encoder.*, text_encoder.*, logit_scale). Every target
+// must be present. All problems are reported at once, naming each key; nothing is copied
+// unless everything fits.
+Status LoadStrictly(const std::map<std::string, torch::Tensor>& state, const NamedTensors& targets,
+                    const StateDictReading& reading);
+
+// A loss of value 0 whose gradient is a defined zero for every tensor: an empty shard must
+// still take part in the gradient sum over ranks.
+torch::Tensor ZeroLoss(const NamedTensors& tensors);
 
 }  // namespace atp::prompt

@@ -1,7 +1,7 @@
 // The paper's published figures (ATPrompt, ICCV 2025), generated once from the reference
 // table paper_results.csv and the searched attributes from attributes.csv, and kept as source
 // so `atp tables --paper` needs no file at run time. Edit by regenerating, not by hand.
-#include "coordinator/paper_figures.h"
+#include "common/paper_figures.h"
 
 namespace atp {
 

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-namespace atp::train::testing {
+namespace atp::testing {
 
 struct PythonRun {
   int exit_code = -1;
@@ -63,7 +63,7 @@ inline std::string PythonWithTorch(std::string* why) {
 
 // Writes `script` to a temporary file and runs it with `args` (already shell-quoted).
 inline PythonRun RunPython(const std::string& python, const std::string& script, const std::string& args = "") {
-  std::string path = (std::filesystem::temp_directory_path() / "atp_train_test_XXXXXX").string();
+  std::string path = (std::filesystem::temp_directory_path() / "atp_python_XXXXXX").string();
   const int fd = mkstemp(path.data());
   if (fd < 0) return {};
   close(fd);
@@ -73,24 +73,4 @@ inline PythonRun RunPython(const std::string& python, const std::string& script,
   return run;
 }
 
-// A directory under the system temp dir, removed with the object.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "atp_train_test_XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-}  // namespace atp::train::testing
+}  // namespace atp::testing
