@@ -9,7 +9,7 @@ RANKS=${ATP_RANKS:-4}
 cd "$ROOT"   # the sweep's paths (data/, runs/) are relative to the repository root
 started=$(date +%s)
 bash scripts/install_deps.sh
-bash scripts/build.sh
+ATP_BUILD_TARGETS="atp atp-sweep" bash scripts/build.sh   # the tests are built by scripts/test.sh
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 ATP="$BUILD/tools/atp"
 
