@@ -12,6 +12,7 @@
 #include "worker/data/loader.h"
 #include "worker/data/python_random.h"
 #include "worker/job_failure.h"
+#include "worker/prompt/global_generator.h"
 #include "worker/prompt/prompt_learner.h"
 #include "worker/prompt/prompt_model.h"
 #include "worker/train/gradient_sync.h"
@@ -40,13 +41,6 @@ constexpr const char* kNextStepKey = "train_order.next_step";
 
 std::string CtxKey(size_t k) { return "ctx_list." + std::to_string(k); }
 std::string AttKey(size_t k, size_t j) { return "att_ctx_list." + std::to_string(k) + "." + std::to_string(j); }
-
-// Ranks of one job run as threads of one process in tests: seeding torch's global generator
-// and drawing the initial tensors must not interleave between them.
-std::mutex& InitMutex() {
-  static std::mutex mutex;
-  return mutex;
-}
 
 // Appends every r-subset of indices [0, n) to `out` in itertools.combinations order.
 void Combinations(int n, int r, std::vector<std::vector<int>>* out) {
@@ -180,7 +174,7 @@ class AttributeSearch {
   // α first, then each group's ctx and attribute tensors in pool order: the official draws.
   Status Build() {
     device_ = clip_->text_projection.device();
-    std::lock_guard<std::mutex> lock(InitMutex());
+    std::lock_guard<std::mutex> lock(GlobalGeneratorMutex());
     torch::manual_seed(static_cast<uint64_t>(config_.seed));
     alpha_ = torch::rand({static_cast<int64_t>(pool_.size())}, torch::kFloat32);
     for (const auto& group : pool_) {

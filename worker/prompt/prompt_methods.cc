@@ -18,6 +18,7 @@
 #include "worker/prompt/cocoop_model.h"
 #include "worker/prompt/coop_model.h"
 #include "worker/prompt/dept_model.h"
+#include "worker/prompt/global_generator.h"
 #include "worker/prompt/image_inputs.h"
 #include "worker/prompt/maple_model.h"
 #include "worker/prompt/method_config.h"
@@ -106,7 +107,11 @@ MethodResult RunPromptMethod(JobContext& context) {
   auto vocab_path = OrFail(clip::ResolveVocabPath(config.vocab));
   auto tokenizer = OrFail(clip::ClipTokenizer::Load(vocab_path));
   const std::string backbone_path = OrFail(ResolveBackbonePath(config.backbone));
-  clip::Clip clip = OrFail(clip::LoadClip(backbone_path));
+  clip::Clip clip = [&] {
+    // Building the model draws its (then overwritten) initial weights from the global generator.
+    std::lock_guard<std::mutex> lock(GlobalGeneratorMutex());
+    return OrFail(clip::LoadClip(backbone_path));
+  }();
   const std::string device_name = spec.params.value("device", "auto");
   torch::Device device = torch::kCPU;
   if (device_name == "cuda" || (device_name == "auto" && torch::cuda::is_available())) {
@@ -219,10 +224,8 @@ MethodResult RunPromptMethod(JobContext& context) {
 
   std::unique_ptr<PromptModel> model;
   {
-    // The initial prompts come from the global torch generator; a process that runs several
-    // jobs at once (ranks as threads in tests) must not interleave seeding and drawing.
-    static std::mutex init_mutex;
-    std::lock_guard<std::mutex> lock(init_mutex);
+    // The initial prompts come from the global torch generator, seeded here.
+    std::lock_guard<std::mutex> lock(GlobalGeneratorMutex());
     torch::manual_seed(static_cast<uint64_t>(config.seed));
     model = OrFail(MakePromptModel(config, clip.ptr(), tokenizer, train_classes));
   }
