@@ -131,10 +131,12 @@ attributes = ["shape", "length"]
 name = "one_rank"
 method = "coop"
 ranks = 1
+# Its own cache, so the two ranks always start cold and split the image tower's work.
 [[stage]]
 name = "two_ranks"
 method = "coop"
 ranks = 2
+params = { feature_cache = "$WORK/cache_two_ranks" }
 TOML
   "${MPIRUN[@]}" -np 4 "$SWEEP" dp.toml --db dp.db --jobs-dir jobs --log quiet > run.log 2>&1
   check "the sweep with a 2-rank job finishes" eq "$(q dp.db "SELECT count(*) FROM jobs WHERE state = 'done'")" 2

@@ -106,7 +106,7 @@ void DataLoader::WorkerLoop() {
         status = image.status();
       } else if (options_.train) {
         const AugmentParams p = DrawAugmentParams(image->width, image->height, options_.seed,
-                                                  epoch, item);
+                                                  epoch, item + options_.augment_index_offset);
         NormalizeInto(TrainAugmentImage(*image, r, p), out);
       } else {
         NormalizeInto(ClipTestImage(*image, r), out);

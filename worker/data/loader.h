@@ -31,6 +31,9 @@ struct LoaderOptions {
   // batch_size images (OfficialDropLast); test loaders keep it.
   bool drop_last = false;
   uint64_t seed = 1;
+  // train: item i gets the augmentation draw of sample i + augment_index_offset, so a slice
+  // of a longer list (one rank's share) gets exactly that list's views.
+  int64_t augment_index_offset = 0;
   int threads = 0;           // 0 = all cores
   int prefetch_batches = 4;  // batches decoded ahead of the consumer
 };

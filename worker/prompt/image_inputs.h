@@ -18,6 +18,8 @@
 #include "worker/clip/clip_model.h"
 #include "worker/data/dataset.h"
 
+#include "worker/train/feature_extractor.h"
+
 namespace atp::train {
 class FeatureCache;
 class GradientSync;
@@ -50,6 +52,9 @@ class ImageInputs {
 
  private:
   Result<torch::Tensor> Features(const std::vector<data::Datum>& items, bool train, int64_t epoch);
+  // k ranks: each computes 1/k of the rows, then a sum over ranks gives each all of them.
+  Result<torch::Tensor> SharedFeatures(const std::vector<data::Datum>& items, train::ExtractOptions extract,
+                                       torch::Device device);
 
   clip::Clip clip_;
   ImageInputsOptions options_;

@@ -18,8 +18,10 @@ std::string ItemListDigest(const std::vector<atp::data::Datum>& items) {
 
 std::string PreprocessingName(const ExtractOptions& options) {
   if (!options.train_augment) return "test R=" + std::to_string(options.resolution);
-  return "train R=" + std::to_string(options.resolution) + " seed=" + std::to_string(options.seed) +
-         " epoch=" + std::to_string(options.epoch);
+  std::string name = "train R=" + std::to_string(options.resolution) + " seed=" + std::to_string(options.seed) +
+                     " epoch=" + std::to_string(options.epoch);
+  if (options.augment_index_offset != 0) name += " first_sample=" + std::to_string(options.augment_index_offset);
+  return name;
 }
 
 FeatureKey ImageFeatureKey(const std::string& backbone_digest, const std::string& dataset,
@@ -63,6 +65,7 @@ Result<at::Tensor> ExtractImageFeatures(atp::clip::Clip& model, const std::strin
     // Every item needs its row, so the trainer's drop-last rule does not apply here.
     loader_options.drop_last = false;
     loader_options.seed = options.seed;
+    loader_options.augment_index_offset = options.augment_index_offset;
     loader_options.threads = options.threads;
     atp::data::DataLoader loader(data_root, items, loader_options);
     loader.StartEpoch(options.train_augment ? options.epoch : 0);

@@ -27,6 +27,7 @@ struct ExtractOptions {
   bool train_augment = false;  // false: ClipTestTransform; true: TrainAugment(seed, epoch, i)
   uint64_t seed = 1;           // train_augment only
   int64_t epoch = 0;           // train_augment only; the epoch number the trainer's loader uses
+  int64_t augment_index_offset = 0;  // train_augment only: items are samples offset.. of a longer list
   int batch_size = 64;         // does not change the features (beyond kernel non-determinism)
   int threads = 0;             // decode threads; 0 = all cores
   std::function<void(int64_t done, int64_t total)> progress;  // after each batch; may be empty
