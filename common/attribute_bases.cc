@@ -1,7 +1,5 @@
 #include "common/attribute_bases.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <toml++/toml.h>
 
@@ -16,10 +14,12 @@
 #include <sstream>
 #include <system_error>
 
+#include "common/atomic_file.h"
 #include "common/dataset_catalog.h"
 // The paper's table of bases and searched attributes lives with the other published figures;
 // this file only reads it, so the facts are kept in one place.
 #include "common/paper_figures.h"
+#include "common/toml_type_name.h"
 
 namespace atp {
 namespace {
@@ -84,17 +84,6 @@ bool IsBareKey(const std::string& name) {
   return true;
 }
 
-const char* TomlTypeName(const toml::node& node) {
-  switch (node.type()) {
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::array: return "a list";
-    case toml::node_type::table: return "a table";
-    default: return "a date or time";
-  }
-}
 
 // Every entry of one file, by dataset, structurally checked (types, known keys) but with the
 // words not validated: a write must keep other datasets' entries whatever they hold.
@@ -228,38 +217,6 @@ std::string Render(const ParsedFile& file) {
   return out;
 }
 
-// Writes `text` to a temporary file beside `path`, flushes it to disk and renames it over
-// `path`: readers see the old file or the new one, never a partial one.
-Status WriteFileAtomically(const std::string& path, const std::string& text) {
-  const std::string temp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return IoError("cannot create " + Quote(temp) + " to write attribute bases: " + std::strerror(errno));
-  }
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      ::unlink(temp.c_str());
-      return IoError("cannot write " + Quote(temp) + ": " + std::strerror(err));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(temp.c_str());
-    return IoError("cannot flush " + Quote(temp) + ": " + std::strerror(err));
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(temp.c_str());
-    return IoError("cannot rename " + Quote(temp) + " to " + Quote(path) + ": " + std::strerror(err));
-  }
-  return Status::Ok();
-}
 
 }  // namespace
 

@@ -16,6 +16,7 @@
 
 #include "common/dataset_catalog.h"
 #include "common/method_catalog.h"
+#include "common/toml_type_name.h"
 
 // The sweep format is documented for users in docs/sweep_format.md. In short: global axes
 // and per-stage axes span a cartesian product of points per stage; each point becomes a job
@@ -103,17 +104,6 @@ struct Include {
 int LineOf(const toml::node& node) { return static_cast<int>(node.source().begin.line); }
 int LineOf(const toml::key& key) { return static_cast<int>(key.source().begin.line); }
 
-const char* TomlTypeName(const toml::node& node) {
-  switch (node.type()) {
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::array: return "a list";
-    case toml::node_type::table: return "a table";
-    default: return "a date/time";
-  }
-}
 
 // toml++ keeps a table's keys sorted; axes are expanded (and unknown keys reported) in the
 // order the user wrote them, so entries are put back in file order.

@@ -3,10 +3,9 @@
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
+#include <string_view>
 
+#include "common/atomic_file.h"
 #include "worker/clip/clip_model.h"
 
 namespace atp::pretrain {
@@ -27,24 +26,7 @@ Status SaveClipStateDict(const clip::ClipImpl& model, const std::string& path) {
   } catch (const std::exception& e) {
     return Internal("cannot serialise the CLIP state dict for " + path + ": " + e.what());
   }
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return IoError("cannot create " + tmp + " (does its folder exist and is it writable?)");
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.close();
-    if (!out) {
-      std::remove(tmp.c_str());
-      return IoError("cannot write " + tmp + " (disk full?)");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    return IoError("cannot rename " + tmp + " to " + path + ": " + ec.message());
-  }
-  return Status::Ok();
+  return WriteFileAtomically(path, std::string_view(bytes.data(), bytes.size()));
 }
 
 }  // namespace atp::pretrain

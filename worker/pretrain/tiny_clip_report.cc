@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/atomic_file.h"
+
 namespace atp::pretrain {
 namespace {
 
@@ -173,24 +175,7 @@ Result<TinyClipReport> ReadTinyClipReport(const std::string& path) {
 }
 
 Status WriteTinyClipReport(const TinyClipReport& report, const std::string& path) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) return IoError("cannot create " + tmp + " (does its folder exist and is it writable?)");
-    out << report.ToJson().dump(2) << "\n";
-    out.close();
-    if (!out) {
-      std::remove(tmp.c_str());
-      return IoError("cannot write " + tmp + " (disk full?)");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    return IoError("cannot rename " + tmp + " to " + path + ": " + ec.message());
-  }
-  return Status::Ok();
+  return WriteFileAtomically(path, report.ToJson().dump(2) + "\n");
 }
 
 }  // namespace atp::pretrain

@@ -1,5 +1,7 @@
 #include "worker/prompt/coop_model.h"
 
+#include <algorithm>
+
 namespace atp::prompt {
 
 PromptLearnerOptions LearnerOptionsFor(const MethodConfig& config) {
@@ -7,6 +9,18 @@ PromptLearnerOptions LearnerOptionsFor(const MethodConfig& config) {
   options.design = config.design;
   if (config.atprompt && config.design.compat == Compat::kOfficial) options.attribute_tensors = 3;
   return options;
+}
+
+NamedTensors PrefixedLearnerParameters(const PromptLearner& learner, bool used_only) {
+  const std::vector<torch::Tensor> used = learner->UsedParameters();
+  NamedTensors out;
+  for (const auto& p : learner->named_parameters(/*recurse=*/true)) {
+    const bool is_used =
+        std::any_of(used.begin(), used.end(), [&p](const torch::Tensor& u) { return u.is_same(p.value()); });
+    if (used_only && !is_used) continue;
+    out.emplace_back("prompt_learner." + p.key(), p.value());
+  }
+  return out;
 }
 
 StateDictReading CoopStyleReading(const std::string& model_name) {

@@ -16,6 +16,11 @@ namespace atp::prompt {
 // three ctx_att tensors under compat "official" (and with at most three attributes).
 PromptLearnerOptions LearnerOptionsFor(const MethodConfig& config);
 
+// The learner's tensors under the whole-model keys of the official MaPLe and DePT checkpoints
+// ("prompt_learner.ctx", "prompt_learner.ctx_att1", ...). `used_only` leaves out the ctx_att
+// tensors no prompt uses (they never receive a gradient).
+NamedTensors PrefixedLearnerParameters(const PromptLearner& learner, bool used_only);
+
 // How the CoOp-style models (CoOp, CoCoOp) read checkpoints: the prompt learner's keys,
 // with "module." and "prompt_learner." prefixes stripped.
 StateDictReading CoopStyleReading(const std::string& model_name);

@@ -81,26 +81,14 @@ void DeptModel::SetClasses(const std::vector<std::string>& class_names, bool tra
   }
 }
 
-NamedTensors DeptModel::LearnerParameters(bool used_only) {
-  const std::vector<torch::Tensor> used = learner_->UsedParameters();
-  NamedTensors out;
-  for (const auto& p : learner_->named_parameters(/*recurse=*/true)) {
-    const bool is_used =
-        std::any_of(used.begin(), used.end(), [&p](const torch::Tensor& u) { return u.is_same(p.value()); });
-    if (used_only && !is_used) continue;
-    out.emplace_back("prompt_learner." + p.key(), p.value());
-  }
-  return out;
-}
-
 NamedTensors DeptModel::TrainableParameters() {
-  NamedTensors out = LearnerParameters(/*used_only=*/true);
+  NamedTensors out = PrefixedLearnerParameters(learner_, /*used_only=*/true);
   for (const auto& p : heads_->named_parameters(/*recurse=*/true)) out.emplace_back(p.key(), p.value());
   return out;
 }
 
 NamedTensors DeptModel::StateDict() {
-  NamedTensors out = LearnerParameters(/*used_only=*/false);
+  NamedTensors out = PrefixedLearnerParameters(learner_, /*used_only=*/false);
   for (const auto& p : heads_->named_parameters(/*recurse=*/true)) out.emplace_back(p.key(), p.value());
   return out;
 }

@@ -95,7 +95,6 @@ class DeptModel : public PromptModel {
   DeptHeads heads() const { return heads_; }
 
  private:
-  NamedTensors LearnerParameters(bool used_only);
 
   PromptLearner learner_;
   DeptHeads heads_;

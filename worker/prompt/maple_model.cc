@@ -160,20 +160,8 @@ torch::Tensor MapleModel::ImageFeatures(const torch::Tensor& pixels) {
   return visual->EncodeTokens(tokens, VisionHook(std::move(deep)));
 }
 
-NamedTensors MapleModel::LearnerParameters(bool used_only) {
-  const std::vector<torch::Tensor> used = learner_->UsedParameters();
-  NamedTensors out;
-  for (const auto& p : learner_->named_parameters(/*recurse=*/true)) {
-    const bool is_used =
-        std::any_of(used.begin(), used.end(), [&p](const torch::Tensor& u) { return u.is_same(p.value()); });
-    if (used_only && !is_used) continue;
-    out.emplace_back("prompt_learner." + p.key(), p.value());
-  }
-  return out;
-}
-
 NamedTensors MapleModel::TrainableParameters() {
-  NamedTensors out = LearnerParameters(/*used_only=*/true);
+  NamedTensors out = PrefixedLearnerParameters(learner_, /*used_only=*/true);
   for (const auto& p : prompts_->named_parameters(/*recurse=*/true)) {
     out.emplace_back("prompt_learner." + p.key(), p.value());
   }
@@ -181,7 +169,7 @@ NamedTensors MapleModel::TrainableParameters() {
 }
 
 NamedTensors MapleModel::StateDict() {
-  NamedTensors out = LearnerParameters(/*used_only=*/false);
+  NamedTensors out = PrefixedLearnerParameters(learner_, /*used_only=*/false);
   for (const auto& p : prompts_->named_parameters(/*recurse=*/true)) {
     out.emplace_back("prompt_learner." + p.key(), p.value());
   }

@@ -99,7 +99,6 @@ class MapleModel : public PromptModel {
   clip::LayerHook TextHook();
   clip::LayerHook VisionHook(std::vector<torch::Tensor> vision_prompts);
   void ComputeDeepTextRows();
-  NamedTensors LearnerParameters(bool used_only);
 
   PromptLearner learner_;
   MapleDeepPrompts prompts_;
