@@ -51,8 +51,8 @@ std::vector<ParamInfo> EnvironmentParams() {
 }
 
 // Parameters of a prompt-learning method (CoOp, CoCoOp, MaPLe, DePT). 0 means "the official
-// value for this method and dataset" (spec 4.5, 4.7); the value used is recorded in the
-// job's outputs.
+// value for this method and dataset" (docs/reference.md §4.5, §4.7); the value used is recorded in
+// the job's outputs.
 std::vector<ParamInfo> PromptParams() {
   std::vector<ParamInfo> params = {
       {"atprompt", ParamType::kBool, false, "anchor the soft tokens to attribute words (ATPrompt)", {}},

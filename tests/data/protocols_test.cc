@@ -1,4 +1,4 @@
-// The evaluation protocols' training and evaluation sets (spec 6.5).
+// The evaluation protocols' training and evaluation sets (docs/reference.md §6.5).
 #include "worker/data/protocols.h"
 
 #include <gtest/gtest.h>

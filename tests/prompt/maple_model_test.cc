@@ -149,8 +149,9 @@ TEST_F(MapleModelTest, AtpromptOfficialTextPromptsUseTheFixedOffset) {
 
 TEST_F(MapleModelTest, AtpromptOfficialOffsetMissesTheClassContextWhenAttributeLengthsDiffer) {
   ATP_REQUIRE_TOKENIZER(tokenizer);
-  // The cross-dataset scripts' case (spec 3.5): N_ATT = 4 but MAPLE.N_CTX = 2. The deep
-  // prompts overwrite rows 7-8 (inside the second attribute block), as the released code does.
+  // The cross-dataset scripts' case (docs/reference.md §3.5): N_ATT = 4 but MAPLE.N_CTX = 2.
+  // The deep prompts overwrite rows 7-8 (inside the second attribute block), as the released
+  // code does.
   MethodConfig config = MapleConfig(3, {"color", "shape"}, Compat::kOfficial);
   config.design.attribute_ctx = {4, 4};
   auto model = Make(config, DeepTinyClip(3));

@@ -1,5 +1,5 @@
 // PromptLayout, position by position, against the layouts the official trainers build
-// (spec 3.2-3.5), including the fixed-offset slicing of multi-token attribute words.
+// (docs/reference.md §3.2-3.5), including the fixed-offset slicing of multi-token attribute words.
 #include "worker/prompt/prompt_layout.h"
 
 #include <gtest/gtest.h>
@@ -37,7 +37,8 @@ TEST(PromptLayoutTest, VanillaCoopEndFrontMiddle) {
 
 TEST(PromptLayoutTest, AtpromptCaltechExampleFromThePaper) {
   ATP_REQUIRE_TOKENIZER(tok);
-  // Spec 3.3: Caltech101, n = a = 2, (shape, size): SOS a a shape a a size c c <class> . EOT.
+  // docs/reference.md §3.3: Caltech101, n = a = 2, (shape, size):
+  // SOS a a shape a a size c c <class> . EOT.
   for (Compat compat : {Compat::kPaper, Compat::kOfficial}) {
     EXPECT_EQ(Describe(Atp({"shape", "size"}, 2, compat), "accordion", *tok),
               "SOS a a shape a a size c c accordion . EOT");
@@ -55,8 +56,9 @@ TEST(PromptLayoutTest, OfficialSlicingCutsMultiTokenAttributeWords) {
   // Paper: whole words.
   EXPECT_EQ(Describe(Atp({"playfulness", "energy"}, 2), "dog", *tok),
             "SOS a a play fulness a a energy c c dog . EOT");
-  // Official (spec 3.3): middle1 = "play"; middle2 = the last X of the second soft block; the
-  // suffix starts one position early with a raw "X"; "fulness" and "energy" never appear.
+  // Official (docs/reference.md §3.3): middle1 = "play"; middle2 = the last X of the second
+  // soft block; the suffix starts one position early with a raw "X"; "fulness" and "energy"
+  // never appear.
   auto layout = BuildPromptLayout(Atp({"playfulness", "energy"}, 2, Compat::kOfficial), {"dog"}, *tok);
   ASSERT_TRUE(layout.ok());
   EXPECT_EQ(DescribeClassPrompt(layout->classes[0], *tok), "SOS a a play a a x c c x dog . EOT");

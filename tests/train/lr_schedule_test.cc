@@ -17,8 +17,8 @@ using testing::PythonWithTorch;
 using testing::RunPython;
 
 // Dassl's scheduler classes (dassl/optim/lr_scheduler.py) rebuilt from the description in
-// spec 4.2, driven the way Dassl's trainer drives them: the lr of epoch e is what the
-// optimizer holds during e, and the scheduler steps once after each epoch. Prints
+// docs/reference.md §4.2, driven the way Dassl's trainer drives them: the lr of epoch e is what
+// the optimizer holds during e, and the scheduler steps once after each epoch. Prints
 // "E W epoch lr" lines, lr as repr (round-trips exactly).
 constexpr char kDasslScheduler[] = R"PY(
 import sys, torch
@@ -65,7 +65,7 @@ for spec in sys.argv[2:]:
 )PY";
 
 TEST(CosineWarmupLrTest, MatchesTheSpecsWorkedExamples) {
-  // Spec 4.2, in units of lr_base (4 decimals); epoch 0 is the absolute 1e-5.
+  // docs/reference.md §4.2, in units of lr_base (4 decimals); epoch 0 is the absolute 1e-5.
   const std::vector<double> e10 = {1.0, .9755, .9045, .7939, .6545, .5, .3455, .2061, .0955};
   const std::vector<double> e5 = {1.0, .9045, .6545, .3455};
   const double base = 0.002;

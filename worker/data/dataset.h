@@ -34,7 +34,7 @@ struct DatasetLayout {
   std::string split_file;    // under folder: the JSON, or the file naming the classes
   SplitSource source = SplitSource::kSplitJson;
   int num_classes = 0;
-  // ZS-CLIP's template (spec 3.1, '{}' = class name with '_' -> ' ').
+  // ZS-CLIP's template (docs/reference.md §3.1, '{}' = class name with '_' -> ' ').
   std::string prompt_template;
   // The template in the released zsclip.py where it differs (Flowers: "a photo of a {}").
   std::string official_code_template;

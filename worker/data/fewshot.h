@@ -1,7 +1,7 @@
-// The official data protocols on top of a full split (spec 6.3-6.5): Dassl's few-shot draw
-// with CPython's `random` (train with K shots, then val with min(K, 4), on one stream seeded
-// with the run's seed), then base/new class subsampling with label renumbering. Test-only
-// datasets (the ImageNet variants) are returned whole, as the official code does.
+// The official data protocols on top of a full split (docs/reference.md §6.3-6.5): Dassl's
+// few-shot draw with CPython's `random` (train with K shots, then val with min(K, 4), on one
+// stream seeded with the run's seed), then base/new class subsampling with label renumbering.
+// Test-only datasets (the ImageNet variants) are returned whole, as the official code does.
 // Free functions; thread-safe.
 #pragma once
 

@@ -1,6 +1,6 @@
-// The paper's evaluation protocols (spec 6.5) as data: which dataset, classes and shots a
-// protocol trains on and which (dataset, classes) pairs it evaluates the trained prompt on.
-// Base-to-novel: train on the base half, test on base and on new. Cross-dataset: train on all
+// The paper's evaluation protocols (docs/reference.md §6.5) as data: which dataset, classes and
+// shots a protocol trains on and which (dataset, classes) pairs it evaluates the trained prompt
+// on. Base-to-novel: train on the base half, test on base and on new. Cross-dataset: train on all
 // 1000 ImageNet classes, test on the full test split of the 10 other datasets. Domain
 // generalisation: the same ImageNet model on ImageNet and its four variants. Pure functions.
 #pragma once

@@ -566,7 +566,7 @@ std::string GroupName(const std::vector<std::string>& group) {
 
 torch::Tensor MixtureLogits(const torch::Tensor& image_features, const torch::Tensor& texts,
                             const torch::Tensor& weights, const torch::Tensor& logit_scale) {
-  // fp32 throughout, as the official search runs (spec 5.2: p = softmax(α) in fp32).
+  // fp32 throughout, as the official search runs (docs/reference.md §5.2: p = softmax(α) in fp32).
   torch::Tensor image = image_features.to(torch::kFloat32);
   torch::Tensor text = texts.to(torch::kFloat32);
   image = image / image.norm(2, -1, true);

@@ -1,8 +1,9 @@
-// AttributeSearch: ATPrompt's differentiable search for a dataset's attribute words (spec 5):
-// one CoOp+ATPrompt prompt learner per candidate group of attribute bases, mixed by softmax
-// weights α, trained DARTS-style (SGD on the prompts with training batches, Adam on α with
-// validation batches); the group with the largest weight wins. Not thread-safe: one search per
-// job process (ranks of a job each run their own, exchanging gradients through the hooks' sync).
+// AttributeSearch: ATPrompt's differentiable search for a dataset's attribute words
+// (docs/reference.md §5): one CoOp+ATPrompt prompt learner per candidate group of attribute
+// bases, mixed by softmax weights α, trained DARTS-style (SGD on the prompts with training
+// batches, Adam on α with validation batches); the group with the largest weight wins. Not
+// thread-safe: one search per job process (ranks of a job each run their own, exchanging
+// gradients through the hooks' sync).
 #pragma once
 
 #include <torch/torch.h>
@@ -27,7 +28,7 @@ class ClipTokenizer;
 
 namespace atp::prompt {
 
-// The candidate groups, each with its words in base order (spec 5.1):
+// The candidate groups, each with its words in base order (docs/reference.md §5.1):
 //  - kPaper: every non-empty subset in itertools.combinations order (all 1-subsets, then the
 //    2-subsets, ...), 31 for five bases.
 //  - kOfficial: the released trainer's pool: subsets of 3 or more bases, shuffled with
@@ -41,8 +42,9 @@ std::vector<std::vector<std::string>> CandidatePool(const std::vector<std::strin
 // "(shape, size)": how the official code prints a group, used in logs and results.
 std::string GroupName(const std::vector<std::string>& group);
 
-// The α-mixture of logits (spec 5.2): Σ_k weights_k · exp(logit_scale) · cos(image, text_k),
-// for image [N, E], texts [K, C, E] (unnormalised) and weights [K] (already softmaxed) → [N, C].
+// The α-mixture of logits (docs/reference.md §5.2):
+// Σ_k weights_k · exp(logit_scale) · cos(image, text_k), for image [N, E], texts [K, C, E]
+// (unnormalised) and weights [K] (already softmaxed) → [N, C].
 torch::Tensor MixtureLogits(const torch::Tensor& image_features, const torch::Tensor& texts,
                             const torch::Tensor& weights, const torch::Tensor& logit_scale);
 
@@ -68,7 +70,7 @@ struct SearchResult {
 //    shuffled batches in TrainingOrder(n, seed, epoch); validation features under the test
 //    transform). Each rank of hooks.sync takes its slice of every batch.
 //  - Seeds torch's global generator with config.seed, then draws α = U[0,1)^K and each group's
-//    prompts in pool order (the official draw order, spec 3.8).
+//    prompts in pool order (the official draw order, docs/reference.md §3.8).
 // A checkpoint (prompts, SGD momentum, α, Adam state) is written at each epoch end and on
 // preemption; hooks.resume_checkpoint continues a run exactly. Throws JobFailure (diverged on a
 // NaN/Inf loss, with epoch and step; preempted after hooks.stop_requested) as a job would;

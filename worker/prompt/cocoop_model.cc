@@ -45,7 +45,7 @@ Status CocoopModel::LoadStateDict(const std::map<std::string, torch::Tensor>& st
 }
 
 torch::Tensor CocoopModel::PerImageLogits(const torch::Tensor& image_features) {
-  // The meta-net sees the normalised feature (spec 3.4).
+  // The meta-net sees the normalised feature (docs/reference.md §3.4).
   torch::Tensor normalised = image_features / image_features.norm(2, -1, true);
   torch::Tensor shift = meta_net_->forward(normalised);
   torch::Tensor text = learner_->TextFeatures(shift);  // [B, C, E]

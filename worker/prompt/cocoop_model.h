@@ -1,6 +1,7 @@
-// CocoopModel: CoCoOp and CoCoOp + ATPrompt (spec 3.4): a meta-net maps each normalised image
-// feature to an offset added to the class context (attribute context stays put), so every
-// image gets its own prompt set and B·C text sequences are encoded per batch. Not thread-safe.
+// CocoopModel: CoCoOp and CoCoOp + ATPrompt (docs/reference.md §3.4): a meta-net maps each
+// normalised image feature to an offset added to the class context (attribute context stays put),
+// so every image gets its own prompt set and B·C text sequences are encoded per batch. Not
+// thread-safe.
 #pragma once
 
 #include <memory>

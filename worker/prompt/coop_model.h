@@ -1,7 +1,7 @@
 // CoopModel: CoOp (learned class context) and CoOp + ATPrompt (attribute-anchored context,
-// shallow version), spec 3.2-3.3: text features of the learned prompts against frozen image
-// features, cross-entropy on scale·cos. Also the prompt learner every CoOp-style model shares.
-// Not thread-safe.
+// shallow version), docs/reference.md §3.2-3.3: text features of the learned prompts against
+// frozen image features, cross-entropy on scale·cos. Also the prompt learner every CoOp-style
+// model shares. Not thread-safe.
 #pragma once
 
 #include <memory>

@@ -1,6 +1,6 @@
-// DePT, vanilla and + ATPrompt (spec 3.6): the CoOp prompt learner plus a linear probe on
-// FiLM-modulated features — text features of the labelled classes and image features train
-// one head together; evaluation on the training classes fuses its logits with the prompt's.
+// DePT, vanilla and + ATPrompt (docs/reference.md §3.6): the CoOp prompt learner plus a linear
+// probe on FiLM-modulated features — text features of the labelled classes and image features
+// train one head together; evaluation on the training classes fuses its logits with the prompt's.
 // Inputs are frozen, unnormalised image features. Owns its learned tensors; CLIP is shared and
 // frozen. Not thread-safe: one model per job.
 #pragma once
@@ -108,8 +108,8 @@ class DeptModel : public PromptModel {
 
 // Builds DePT for `class_names` (the training classes). The linear head exists when the
 // official trainer creates it: training on base classes (base2novel) or on all classes of an
-// ImageNet dataset (cross-dataset / domain generalisation source). Draw order (spec 3.8):
-// ctx, ctx_att1..3, then linear_probe_proj.
+// ImageNet dataset (cross-dataset / domain generalisation source). Draw order
+// (docs/reference.md §3.8): ctx, ctx_att1..3, then linear_probe_proj.
 Result<std::unique_ptr<PromptModel>> MakeDeptModel(const MethodConfig& config, clip::Clip clip,
                                                    std::shared_ptr<const clip::ClipTokenizer> tokenizer,
                                                    const std::vector<std::string>& class_names);

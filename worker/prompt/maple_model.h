@@ -1,6 +1,6 @@
-// MaPLe, vanilla and + ATPrompt (deep version) (spec 3.5): CoOp-style text prompts at layer 0
-// (the PromptLearner), deep text prompts that replace the class context in blocks 1..J−1,
-// and vision prompts projected from the text prompts, appended to the image tokens and
+// MaPLe, vanilla and + ATPrompt (deep version) (docs/reference.md §3.5): CoOp-style text prompts
+// at layer 0 (the PromptLearner), deep text prompts that replace the class context in blocks
+// 1..J−1, and vision prompts projected from the text prompts, appended to the image tokens and
 // replaced in the same blocks. Inputs are pixels: the prompts enter the image tower. Owns
 // its learned tensors; CLIP is shared and frozen. Not thread-safe: one model per job.
 #pragma once
@@ -110,8 +110,8 @@ class MapleModel : public PromptModel {
 
 // Checks the configuration against the CLIP model (1 <= J <= the layer count of both
 // towers: prompts enter blocks 1..J−1; n_ctx >= 1) and builds the model for `class_names`.
-// Draw order (spec 3.8): ctx, proj, compound_prompts_text, one Linear, ctx_att1..3 — the
-// PromptLearner draws ctx and the ctx_att tensors together, so the generator is rewound and
+// Draw order (docs/reference.md §3.8): ctx, proj, compound_prompts_text, one Linear, ctx_att1..3 —
+// the PromptLearner draws ctx and the ctx_att tensors together, so the generator is rewound and
 // the stream replayed in the official order (the values are fresh draws from the same stream).
 Result<std::unique_ptr<PromptModel>> MakeMapleModel(const MethodConfig& config, clip::Clip clip,
                                                     std::shared_ptr<const clip::ClipTokenizer> tokenizer,

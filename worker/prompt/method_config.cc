@@ -10,8 +10,9 @@
 namespace atp::prompt {
 namespace {
 
-// The official per-dataset recipe of the +ATPrompt runs (spec 4.7, docs/ATPrompt.md):
-// epochs and soft-token length per method, and DePT's loss weight.
+// The official per-dataset recipe of the +ATPrompt runs (the official repository's
+// docs/ATPrompt.md, summarised in docs/reference.md §4.7): epochs and soft-token length per
+// method, and DePT's loss weight.
 struct AtpromptRecipe {
   int coop_epochs, coop_nctx;
   int cocoop_epochs, cocoop_nctx;
@@ -206,7 +207,8 @@ Result<MethodConfig> ResolveMethodConfig(const std::string& method, const Json& 
   c.epochs = ParamOr<int>(params, "epochs", 0) > 0 ? params["epochs"].get<int>() : epochs;
   c.design.n_ctx = ParamOr<int>(params, "n_ctx", 0) > 0 ? params["n_ctx"].get<int>() : n_ctx;
   if (method == "cocoop" && !c.atprompt && !c.design.ctx_init.empty()) {
-    // "a photo of a" fixes n = 4 whatever n_ctx says (spec 3.4); n_ctx applies with ctx_init "".
+    // "a photo of a" fixes n = 4 whatever n_ctx says (docs/reference.md §3.4); n_ctx
+    // applies with ctx_init "".
     c.design.n_ctx = 4;
   }
   const int attribute_ctx = ParamOr<int>(params, "attribute_ctx", 0);
@@ -227,7 +229,7 @@ Result<MethodConfig> ResolveMethodConfig(const std::string& method, const Json& 
     }
     if (attributes.empty()) {
       // Cross-dataset: the paper anchors every target to the source's attributes; the
-      // released code uses each target's own (spec 9, item 10).
+      // released code uses each target's own (docs/reference.md §9, item 10).
       const std::string words_of =
           cross && c.design.compat == Compat::kPaper ? c.source_dataset : c.dataset;
       ATP_ASSIGN_OR_RETURN(attributes, PaperSearchedAttributeWords(words_of));

@@ -1,6 +1,6 @@
 // MethodConfig: a job's parameters resolved into everything a method run needs — the
-// official per-method and per-dataset hyper-parameters (spec 4.5, 4.7) filling what the sweep
-// left at 0/empty, the attributes (explicit, from an upstream attribute search, or the
+// official per-method and per-dataset hyper-parameters (docs/reference.md §4.5, §4.7) filling what
+// the sweep left at 0/empty, the attributes (explicit, from an upstream attribute search, or the
 // paper's), and where the data, backbone, vocabulary and feature cache are. Every resolved
 // choice is written into the job's outputs, so a result records how it was obtained.
 // No libtorch. Pure functions of their inputs plus the environment variables named below.

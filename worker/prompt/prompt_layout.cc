@@ -219,8 +219,9 @@ Result<PromptLayout> BuildPromptLayout(const PromptDesign& design, const std::ve
     }
 
     // The released trainers slice the template's embeddings at offsets that assume one token
-    // per attribute word (spec 3.3): prefix, then per block a soft run and ONE template row at
-    // 1 + sum(a_j, j <= b) + b, then ctx, then the suffix from 1 + sum(a_j + 1) + n.
+    // per attribute word (docs/reference.md §3.3): prefix, then per block a soft run and ONE
+    // template row at 1 + sum(a_j, j <= b) + b, then ctx, then the suffix from
+    // 1 + sum(a_j + 1) + n.
     if (design.compat == Compat::kOfficial && k > 0 && design.class_position == ClassPosition::kEnd) {
       std::vector<Slot> official = {Slot{SlotKind::kFixed, 0, 0, 0}};
       int soft_so_far = 0;

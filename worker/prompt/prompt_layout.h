@@ -7,7 +7,8 @@
 // Two compatibility modes (docs/methods.md lists every divergence):
 //  - kPaper: attribute words are kept whole, however many BPE tokens they take.
 //  - kOfficial: the released trainers' fixed offsets, which assume one token per attribute
-//    word: a k-token word keeps only its first token and later blocks shift (spec 3.3).
+//    word: a k-token word keeps only its first token and later blocks shift
+//    (docs/reference.md §3.3).
 // The two agree whenever every attribute word is a single token.
 #pragma once
 
@@ -40,7 +41,8 @@ struct PromptDesign {
   // n_ctx tokens are the class context, initialised from their embeddings. Ignored when it
   // has fewer than n_ctx tokens (the official code then uses random "X" context).
   std::string ctx_init;
-  // Keep '_' in class names (the official CoOp_ATP/CoCoOp_ATP with ATPrompt off, spec 3.0).
+  // Keep '_' in class names (the official CoOp_ATP/CoCoOp_ATP with ATPrompt off,
+  // docs/reference.md §3.0).
   bool keep_underscores = false;
 
   int AttributeCtx(size_t k) const { return attribute_ctx.empty() ? n_ctx : attribute_ctx.at(k); }

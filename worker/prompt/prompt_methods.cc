@@ -146,7 +146,7 @@ MethodResult RunPromptMethod(JobContext& context) {
                static_cast<long long>(config.seed), threads, backbone_path.c_str(), clip->options.ToString().c_str(),
                sync->name().c_str());
 
-  // What is trained on and what is evaluated (spec 6.5).
+  // What is trained on and what is evaluated (docs/reference.md §6.5).
   const bool cross = config.protocol != "base2novel";
   const std::string train_dataset = cross ? config.source_dataset : config.dataset;
   const data::ClassSubset train_subset = cross ? data::ClassSubset::kAll : data::ClassSubset::kBase;

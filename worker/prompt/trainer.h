@@ -1,6 +1,6 @@
-// Trainer: the official training loop for one prompt model (spec 4.1-4.2): SGD with momentum
-// and weight decay over the model's trainable tensors, the constant warm-up + cosine schedule
-// stepped per epoch, an epoch's shuffled order from the counter-based stream keyed by
+// Trainer: the official training loop for one prompt model (docs/reference.md §4.1-4.2): SGD with
+// momentum and weight decay over the model's trainable tensors, the constant warm-up + cosine
+// schedule stepped per epoch, an epoch's shuffled order from the counter-based stream keyed by
 // (seed, epoch), a checkpoint at each epoch end, exact resume, gradients summed over the
 // job's ranks (each rank takes its 1/k slice of every batch), a NaN/Inf loss stopping the job
 // with its epoch and step. Also the evaluator: top-1 accuracy, split over ranks. Not

@@ -1,5 +1,5 @@
-// ZsclipModel: zero-shot CLIP (spec 3.1): one hand-written template per dataset, the class
-// name with '_' → ' ', encoded once; nothing trains. compat "official" uses the released
+// ZsclipModel: zero-shot CLIP (docs/reference.md §3.1): one hand-written template per dataset, the
+// class name with '_' → ' ', encoded once; nothing trains. compat "official" uses the released
 // zsclip.py's templates (Flowers: "a photo of a {}"). Not thread-safe.
 #pragma once
 

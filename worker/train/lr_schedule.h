@@ -1,6 +1,6 @@
 // The learning-rate schedule every prompt-learning method uses: Dassl's "cosine" schedule
 // (CosineAnnealingLR, T_max = max_epoch, eta_min = 0) wrapped in a constant warm-up with
-// WARMUP_RECOUNT, in closed form (spec 4.2). Pure functions; thread-safe.
+// WARMUP_RECOUNT, in closed form (docs/reference.md §4.2). Pure functions; thread-safe.
 #pragma once
 
 #include <cstdint>

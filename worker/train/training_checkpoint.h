@@ -18,7 +18,7 @@ namespace atp::train {
 
 using TensorMap = std::map<std::string, at::Tensor>;
 
-// torch.optim.SGD's settings; the defaults are Dassl's (spec 4.2).
+// torch.optim.SGD's settings; the defaults are Dassl's (docs/reference.md §4.2).
 struct SgdSettings {
   double momentum = 0.9;
   double dampening = 0.0;
@@ -27,8 +27,8 @@ struct SgdSettings {
 };
 
 struct TrainingCheckpoint {
-  // The method's tensors under the official checkpoint names (spec 4.6); includes every
-  // parameter named in param_order.
+  // The method's tensors under the official checkpoint names (docs/reference.md §4.6); includes
+  // every parameter named in param_order.
   TensorMap state_dict;
   // Completed epochs, which is also the 0-based index of the next epoch to run (Dassl's
   // "epoch": 1-based number of the last finished epoch).
@@ -74,8 +74,8 @@ Result<TrainingCheckpoint> LoadTrainingCheckpoint(const std::string& path);
 // The prompt weights of a checkpoint: an official `model.pth.tar-N` (torch.save zip of
 // {state_dict, epoch, optimizer, scheduler, val_result}), one of ours, or a bare state dict.
 // `path` may also be the model folder, whose `checkpoint` text file names the latest file.
-// As the official loader does (spec 4.6): "module." prefixes are stripped and the buffers
-// token_prefix, token_suffix and token_middle1..3 (with or without a "prompt_learner."
+// As the official loader does (docs/reference.md §4.6): "module." prefixes are stripped and the
+// buffers token_prefix, token_suffix and token_middle1..3 (with or without a "prompt_learner."
 // prefix) are dropped, to be rebuilt from the evaluation dataset's class names. Floating
 // tensors are returned as float32 (the released ones are fp16), contiguous, on the CPU.
 Result<TensorMap> ImportPromptStateDict(const std::string& path);
