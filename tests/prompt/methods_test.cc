@@ -6,6 +6,7 @@
 #include <cmath>
 #include <thread>
 
+#include "common/method_catalog.h"
 #include "tests/prompt/prompt_test_util.h"
 #include "tests/prompt/thread_allreduce.h"
 #include "worker/job_context.h"
@@ -43,12 +44,14 @@ class MethodsTest : public ::testing::Test {
               {"epochs", 3},
               {"batch_size", 8},
               {"lr", 0.01},
-              {"n_ctx", 2},
               {"threads", 2},
               {"max_test_images", 60},
               {"feature_cache", dir_.File("cache")},
               {"atprompt", atprompt}};
     if (atprompt) p["attributes"] = {"shape", "length"};
+    // Vanilla CoOp and CoCoOp keep the recipe's "a photo of a" (4 tokens); the others take 2.
+    const bool phrase_sets_length = !atprompt && (method == "coop" || method == "cocoop");
+    if (!phrase_sets_length) p["n_ctx"] = 2;
     if (method == "maple") p["depth"] = 2;
     if (method == "cocoop") p["batch_size"] = 2, p["max_steps_per_epoch"] = 4;
     return p;
@@ -61,11 +64,18 @@ class MethodsTest : public ::testing::Test {
     JobSpec spec;
     spec.stage = "train";
     spec.method = method;
-    spec.params = params;
+    spec.params = Resolved(method, params);
     JobContext::Channel channel;
     channel.allreduce = allreduce;
     JobContext context(spec, 1, Json::array(), workdir, resume, rank, size, channel, &stop_);
     return RunPromptMethod(context);
+  }
+
+  // What sweep expansion gives the worker: the parameters completed with the recipe.
+  static Json Resolved(const std::string& method, const Json& params) {
+    Result<Json> resolved = ResolveMethodParams(*FindMethod(method), params);
+    EXPECT_TRUE(resolved.ok()) << resolved.status().ToString();
+    return resolved.ok() ? *resolved : params;
   }
 
   train::TensorMap Checkpoint(const std::string& workdir) {
@@ -127,7 +137,7 @@ TEST_F(MethodsTest, ResumedJobEqualsUninterruptedJob) {
   JobSpec spec;
   spec.stage = "train";
   spec.method = "coop";
-  spec.params = p;
+  spec.params = Resolved("coop", p);
   std::atomic<int> steps{0};
   EXPECT_THROW(
       {
