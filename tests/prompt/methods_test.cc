@@ -97,8 +97,15 @@ TEST_F(MethodsTest, EveryMethodWithAndWithoutAtpromptTrainsAndEvaluates) {
       MethodResult result = Run(method, Params(method, atprompt), dir_.File(std::string(method) + std::to_string(atprompt)));
       ASSERT_TRUE(result.metrics.count("base_accuracy"));
       ASSERT_TRUE(result.metrics.count("new_accuracy"));
-      EXPECT_GE(result.metrics["base_accuracy"], 0);
-      EXPECT_LE(result.metrics["new_accuracy"], 100);
+      // Each accuracy is a percentage of the 60 test images of its split (max_test_images):
+      // a whole number of correct images, in [0, 100].
+      for (const char* split : {"base_accuracy", "new_accuracy"}) {
+        const double accuracy = result.metrics[split];
+        EXPECT_GE(accuracy, 0) << split;
+        EXPECT_LE(accuracy, 100) << split;
+        const double correct = accuracy * 60 / 100;
+        EXPECT_NEAR(correct, std::round(correct), 1e-6) << split << " = " << accuracy << " is not k/60";
+      }
       EXPECT_TRUE(std::isfinite(result.metrics["train_loss"]));
       EXPECT_EQ(result.outputs["config"]["atprompt"], atprompt);
       if (atprompt) {
@@ -125,6 +132,28 @@ TEST_F(MethodsTest, TrainingLowersTheLossOfEveryMethod) {
       MethodResult run = Run(method, p, dir_.File(std::string("loss") + method + std::to_string(atprompt)));
       EXPECT_LT(run.metrics["train_loss"], run.metrics["first_epoch_loss"]);
     }
+  }
+}
+
+TEST_F(MethodsTest, PrecisionIsHonouredAndRecorded) {
+  Json p = Params("coop", true);
+  p["epochs"] = 2;
+  MethodResult fp32 = Run("coop", p, dir_.File("fp32"));
+  EXPECT_EQ(fp32.outputs["config"]["precision"], "fp32");  // auto on the CPU
+  p["precision"] = "bf16";
+  MethodResult bf16 = Run("coop", p, dir_.File("bf16"));
+  EXPECT_EQ(bf16.outputs["config"]["precision"], "bf16");
+  EXPECT_TRUE(std::isfinite(bf16.metrics["train_loss"]));
+  // bf16 forward passes move the loss, but not beyond what bf16 rounding explains.
+  EXPECT_NE(bf16.metrics["train_loss"], fp32.metrics["train_loss"]);
+  EXPECT_NEAR(bf16.metrics["train_loss"], fp32.metrics["train_loss"], 0.1 * fp32.metrics["train_loss"]);
+  p["precision"] = "fp16";
+  try {
+    Run("coop", p, dir_.File("fp16"));
+    ADD_FAILURE() << "fp16 on the CPU ran";
+  } catch (const JobFailure& e) {
+    EXPECT_EQ(e.failure_class(), FailureClass::kUserError);
+    EXPECT_NE(std::string(e.what()).find("CUDA"), std::string::npos) << e.what();
   }
 }
 
