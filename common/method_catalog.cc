@@ -1,5 +1,9 @@
 #include "common/method_catalog.h"
 
+#include <sstream>
+
+#include "common/attribute_bases.h"
+
 namespace atp {
 
 const char* ParamTypeName(ParamType t) {
@@ -47,24 +51,45 @@ std::vector<ParamInfo> EnvironmentParams() {
       {"device", ParamType::kString, "auto", "where the model runs: a CUDA GPU when one is present (auto)",
        {"auto", "cpu", "cuda"}},
       {"max_test_images", ParamType::kInt, 0, "evaluate on the first N test images per split; 0 = all", {}},
+      {"precision", ParamType::kString, "auto",
+       "arithmetic of the forward passes: fp32; bf16 (autocast); fp16 (CLIP and prompts in half, as the "
+       "official trainers; CUDA only). auto = fp32 on the CPU; on CUDA fp16 with compat = \"official\", "
+       "else bf16. Logits, softmax and loss are always fp32",
+       {"auto", "fp32", "bf16", "fp16"}},
+      {"test_batch_size", ParamType::kInt, 100, "evaluation batch", {}},
   };
 }
 
-// Parameters of a prompt-learning method (CoOp, CoCoOp, MaPLe, DePT). 0 means "the official
-// value for this method and dataset" (docs/reference.md §4.5, §4.7); the value used is recorded in
-// the job's outputs.
+// A parameter whose value, when left out, is the job's recipe (common/method_recipes.h).
+ParamInfo Recipe(std::string name, ParamType type, std::string help) {
+  ParamInfo info{std::move(name), type, Json(), std::move(help), {}};
+  info.from_recipe = true;
+  return info;
+}
+
+// Parameters of a prompt-learning method (CoOp, CoCoOp, MaPLe, DePT). Those left out take the
+// recipe of the method, dataset, protocol and compat mode (docs/recipes.md), at expansion.
 std::vector<ParamInfo> PromptParams() {
   std::vector<ParamInfo> params = {
       {"atprompt", ParamType::kBool, false, "anchor the soft tokens to attribute words (ATPrompt)", {}},
       {"attributes", ParamType::kStringList, Json::array(),
        "ATPrompt attribute words; [] = the upstream attribute search's, else the paper's for the dataset", {}},
-      {"n_ctx", ParamType::kInt, 0, "class soft tokens; 0 = official per dataset", {}},
-      {"attribute_ctx", ParamType::kInt, 0, "soft tokens per attribute; 0 = n_ctx", {}},
+      Recipe("n_ctx", ParamType::kInt, "class soft tokens (default: the recipe's)"),
+      Recipe("attribute_ctx", ParamType::kInt, "soft tokens per attribute (default: the recipe's, else n_ctx)"),
       {"class_position", ParamType::kString, "end", "where the class name sits in the prompt",
        {"end", "middle", "front"}},
-      {"epochs", ParamType::kInt, 0, "training epochs; 0 = official per dataset", {}},
-      {"batch_size", ParamType::kInt, 0, "training batch; 0 = official (config)", {}},
-      {"lr", ParamType::kFloat, 0.0, "base learning rate; 0 = official (config)", {}},
+      Recipe("ctx_init", ParamType::kString,
+             "a phrase whose token embeddings initialise the class context (\"\" = N(0, 0.02)); CoOp and CoCoOp "
+             "then take one soft token per word, MaPLe its first n_ctx tokens (default: the recipe's)"),
+      Recipe("class_name_underscores", ParamType::kBool,
+             "keep '_' in class names, as the official CoOp_ATP trainer's vanilla prompts do (default: the recipe's)"),
+      Recipe("epochs", ParamType::kInt, "training epochs (default: the recipe's)"),
+      Recipe("batch_size", ParamType::kInt, "training batch (default: the recipe's)"),
+      Recipe("lr", ParamType::kFloat, "base learning rate of SGD (default: the recipe's)"),
+      Recipe("warmup_epochs", ParamType::kInt, "constant warm-up epochs (default: the recipe's)"),
+      Recipe("warmup_lr", ParamType::kFloat, "learning rate of the warm-up epochs (default: the recipe's)"),
+      Recipe("momentum", ParamType::kFloat, "SGD momentum (default: the recipe's)"),
+      Recipe("weight_decay", ParamType::kFloat, "SGD weight decay (default: the recipe's)"),
       {"max_steps_per_epoch", ParamType::kInt, 0, "cap on steps per epoch (smoke runs); 0 = full epochs", {}},
       {"eval_only", ParamType::kBool, false,
        "evaluate the upstream job's trained prompt (or `checkpoint`) instead of training", {}},
@@ -101,17 +126,13 @@ const std::vector<MethodInfo>& AllMethods() {
        EnvironmentParams()},
       {"coop", "CoOp: learned class context (± ATPrompt attribute context)", true, PromptParams()},
       {"cocoop", "CoCoOp: class context shifted by a meta-net of the image feature (± ATPrompt)", true,
-       WithExtra(PromptParams(),
-                 {{"ctx_init", ParamType::kString, "a photo of a",
-                   "vanilla CoCoOp: the phrase whose tokens initialise the context (\"\" = random)", {}}})},
+       PromptParams()},
       {"maple", "MaPLe: deep coupled text and vision prompts (± ATPrompt, deep version)", true,
        WithExtra(PromptParams(),
-                 {{"depth", ParamType::kInt, 0, "prompt depth J; 0 = official (9; 3 cross-dataset)", {}},
-                  {"ctx_init", ParamType::kString, "a photo of a",
-                   "vanilla MaPLe: the phrase whose first n_ctx tokens initialise the context", {}}})},
+                 {Recipe("depth", ParamType::kInt, "prompt depth J (default: the recipe's: 9; 3 cross-dataset)")})},
       {"dept", "DePT: CoOp prompts plus a FiLM linear-probe head (± ATPrompt)", true,
        WithExtra(PromptParams(),
-                 {{"weight", ParamType::kFloat, 0.0, "linear-probe loss weight w; 0 = official per dataset", {}}})},
+                 {Recipe("weight", ParamType::kFloat, "linear-probe loss weight w (default: the recipe's)")})},
       {"attribute_search", "ATPrompt's differentiable search for the dataset's attribute words", true,
        WithExtra(EnvironmentParams(),
                  {{"bases", ParamType::kStringList, Json::array(),
@@ -119,7 +140,11 @@ const std::vector<MethodInfo>& AllMethods() {
                   {"bases_file", ParamType::kString, "", "attribute bases written by `atp attributes suggest`", {}},
                   {"max_group_size", ParamType::kInt, 0, "largest combination searched; 0 = all", {}},
                   {"n_ctx", ParamType::kInt, 4, "soft tokens per block", {}},
-                  {"epochs", ParamType::kInt, 0, "search epochs; 0 = 10 (paper) or 40 (official)", {}},
+                  Recipe("epochs", ParamType::kInt, "search epochs (default: 10 in paper mode, 40 official)"),
+                  {"warmup_epochs", ParamType::kInt, 1, "constant warm-up epochs", {}},
+                  {"warmup_lr", ParamType::kFloat, 1e-5, "learning rate of the warm-up epochs", {}},
+                  {"momentum", ParamType::kFloat, 0.9, "SGD momentum", {}},
+                  {"weight_decay", ParamType::kFloat, 5e-4, "SGD weight decay", {}},
                   {"batch_size", ParamType::kInt, 32, "training batch", {}},
                   {"lr", ParamType::kFloat, 0.002, "prompt learning rate (SGD)", {}},
                   {"alpha_lr", ParamType::kFloat, 0.02, "combination-weight learning rate (Adam)", {}},
@@ -183,7 +208,45 @@ const ParamInfo* FindParam(const std::vector<ParamInfo>& params, const std::stri
 }
 }  // namespace
 
-Result<Json> ResolveMethodParams(const MethodInfo& method, const Json& params) {
+namespace {
+
+int WordCount(const std::string& phrase) {
+  std::istringstream words(phrase);
+  std::string word;
+  int n = 0;
+  while (words >> word) ++n;
+  return n;
+}
+
+// Values a method cannot run with, named with the parameter; 0 was "the official value" in
+// sweeps written before recipes were resolved at expansion, hence the hint.
+Status CheckRecipeValues(const MethodInfo& method, const Json& resolved) {
+  for (const char* name : {"n_ctx", "attribute_ctx", "epochs", "batch_size", "depth", "warmup_epochs"}) {
+    if (!resolved.contains(name)) continue;
+    const long long value = resolved[name].get<long long>();
+    const long long minimum = std::string(name) == "warmup_epochs" ? 0 : 1;
+    if (value < minimum) {
+      return InvalidArgument("parameter '" + std::string(name) + "' of method '" + method.name + "' is " +
+                             std::to_string(value) + "; it must be at least " + std::to_string(minimum) +
+                             " (leave it out for the recipe's value)");
+    }
+  }
+  for (const char* name : {"lr", "weight_decay", "momentum", "warmup_lr", "weight"}) {
+    if (resolved.contains(name) && !(resolved[name].get<double>() >= 0)) {
+      return InvalidArgument("parameter '" + std::string(name) + "' of method '" + method.name +
+                             "' must be >= 0, got " + resolved[name].dump());
+    }
+  }
+  if (resolved.contains("lr") && !(resolved["lr"].get<double>() > 0)) {
+    return InvalidArgument("parameter 'lr' of method '" + method.name +
+                           "' must be > 0 (leave it out for the recipe's value)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Json> ResolveMethodParams(const MethodInfo& method, const Json& params, const RecipeBook& recipes) {
   if (!params.is_object()) return InvalidArgument("parameters of method '" + method.name + "' must be a table");
   Json resolved = Json::object();
   for (auto& [name, value] : params.items()) {
@@ -200,9 +263,11 @@ Result<Json> ResolveMethodParams(const MethodInfo& method, const Json& params) {
     ATP_RETURN_IF_ERROR(CheckParamValue(*p, value));
     resolved[name] = (p->type == ParamType::kFloat) ? Json(value.get<double>()) : value;
   }
+  bool has_recipe_params = false;
   for (const auto* list : {&CommonParams(), &method.params}) {
     for (const auto& p : *list) {
-      if (resolved.contains(p.name)) continue;
+      if (p.from_recipe) has_recipe_params = true;
+      if (resolved.contains(p.name) || p.from_recipe) continue;
       if (p.default_value.is_null()) {
         return InvalidArgument("method '" + method.name + "' needs parameter '" + p.name + "' (" + p.help + ")");
       }
@@ -212,7 +277,73 @@ Result<Json> ResolveMethodParams(const MethodInfo& method, const Json& params) {
   if (method.needs_dataset && resolved.value("dataset", "").empty()) {
     return InvalidArgument("method '" + method.name + "' needs a dataset");
   }
+  // Cross-dataset and domain generalisation train on ImageNet unless told otherwise.
+  if (resolved.contains("source_dataset") && resolved.value("protocol", "base2novel") != "base2novel" &&
+      resolved["source_dataset"].get<std::string>().empty()) {
+    resolved["source_dataset"] = "imagenet";
+  }
+  if (!has_recipe_params) return resolved;
+
+  RecipeKey key;
+  key.method = method.name;
+  key.atprompt = resolved.value("atprompt", false);
+  key.protocol = resolved.value("protocol", "base2novel");
+  key.compat = resolved.value("compat", "paper");
+  key.training_dataset = TrainingDataset(resolved);
+  const Json recipe = recipes.ValuesFor(key);
+  std::vector<const ParamInfo*> derived;  // recipe parameters the recipe leaves to a rule below
+  for (const auto& p : method.params) {
+    if (!p.from_recipe || resolved.contains(p.name)) continue;
+    auto it = recipe.find(p.name);
+    if (it == recipe.end()) {
+      derived.push_back(&p);
+      continue;
+    }
+    resolved[p.name] = (p.type == ParamType::kFloat) ? Json(it->get<double>()) : *it;
+  }
+  for (const ParamInfo* p : derived) {
+    if (p->name == "attribute_ctx" && resolved.contains("n_ctx")) {
+      resolved["attribute_ctx"] = resolved["n_ctx"];  // ATPrompt's scripts set N_ATT = N_CTX
+      continue;
+    }
+    return Internal("no recipe gives parameter '" + p->name + "' of method '" + method.name + "' (dataset '" +
+                    key.training_dataset + "', protocol '" + key.protocol + "', compat '" + key.compat + "')");
+  }
+  // CoOp and CoCoOp take one soft token per word of ctx_init (vanilla; ATPrompt's class
+  // context is always drawn).
+  if ((method.name == "coop" || method.name == "cocoop") && !key.atprompt &&
+      !resolved.value("ctx_init", "").empty()) {
+    const int words = WordCount(resolved["ctx_init"].get<std::string>());
+    if (params.contains("n_ctx") && params["n_ctx"].get<int>() != words) {
+      return InvalidArgument("method '" + method.name + "': n_ctx = " + params["n_ctx"].dump() + " but ctx_init \"" +
+                             resolved["ctx_init"].get<std::string>() + "\" sets " + std::to_string(words) +
+                             " soft tokens, one per word; set ctx_init = \"\" for " + params["n_ctx"].dump() +
+                             " randomly initialised tokens");
+    }
+    resolved["n_ctx"] = words;
+  }
+  ATP_RETURN_IF_ERROR(CheckRecipeValues(method, resolved));
   return resolved;
+}
+
+Status ResolvePaperAttributes(Json* params, bool has_search_upstream) {
+  if (!params->value("atprompt", false) || has_search_upstream) return Status::Ok();
+  if (!params->contains("attributes") || !(*params)["attributes"].empty()) return Status::Ok();
+  const bool transfer = params->value("protocol", "base2novel") != "base2novel";
+  const std::string words_of =
+      transfer && params->value("compat", "paper") == "paper" ? params->value("source_dataset", "")
+                                                              : params->value("dataset", "");
+  Result<std::vector<std::string>> words = PaperSearchedAttributeWords(words_of);
+  if (!words.ok()) {
+    return InvalidArgument("+ATPrompt job on '" + params->value("dataset", "") +
+                           "' names no attributes and has no attribute search upstream, and the paper gives none "
+                           "for '" + words_of + "': set `attributes` or add a search stage (" +
+                           words.status().message() + ")");
+  }
+  Json list = Json::array();
+  for (const auto& w : *words) list.push_back(w);
+  (*params)["attributes"] = list;
+  return Status::Ok();
 }
 
 }  // namespace atp

@@ -65,9 +65,9 @@ Result<std::vector<JobRow>> LoadJobs(sqlite3* db, const TableOptions& options, c
   std::string sql =
       "SELECT j.id, j.method, j.state, j.dataset, j.seed,"
       " json_extract(j.spec_json, '$.params.atprompt'),"
-      // 0 and [] are the catalog's "official default" markers, not a chosen value.
-      " NULLIF(json_extract(j.spec_json, '$.params.n_ctx'), 0),"
+      " json_extract(j.spec_json, '$.params.n_ctx'),"
       " json_extract(j.spec_json, '$.params.class_position'),"
+      // [] (an +ATPrompt job's attributes are the upstream search's): labelled from the search.
       " NULLIF(json_extract(j.spec_json, '$.params.attributes'), '[]'),"
       " json_extract(j.spec_json, '$.params.protocol'), json_extract(j.spec_json, '$.params.source_dataset'),"
       " CASE WHEN j.method = 'attribute_search' THEN j.outputs_json END,"
@@ -103,7 +103,9 @@ Result<std::vector<JobRow>> LoadJobs(sqlite3* db, const TableOptions& options, c
         job.atprompt = stmt.Int64(5) != 0;
       }
     }
-    if (!stmt.IsNull(6)) job.n_ctx = stmt.Int64(6);
+    // Jobs of databases written before recipes were resolved at expansion hold 0 for "the
+    // recipe's length", which they never recorded: such a job has no known length.
+    if (!stmt.IsNull(6) && stmt.Int64(6) > 0) job.n_ctx = stmt.Int64(6);
     job.class_position = stmt.Text(7);
     if (!stmt.IsNull(8)) {
       const std::string text = stmt.Text(8);

@@ -233,7 +233,8 @@ std::string DescribeMatch(const JobSpec& job, const std::vector<std::string>& ke
 
 class SweepReader {
  public:
-  SweepReader(std::string_view text, std::string source) : text_(text), source_(std::move(source)) {}
+  SweepReader(std::string_view text, std::string source, const RecipeBook& recipes)
+      : text_(text), source_(std::move(source)), recipes_(recipes) {}
 
   Result<Sweep> Read();
 
@@ -295,6 +296,7 @@ class SweepReader {
 
   std::string_view text_;
   std::string source_;
+  const RecipeBook& recipes_;
   Sweep sweep_;
   RetryPolicy global_retry_;
   std::vector<Axis> global_axes_;
@@ -1003,12 +1005,14 @@ Status SweepReader::ReadInclude(const toml::table& table, int number) {
 // upstream jobs and merges points whose job keys coincide.
 class StageExpander {
  public:
-  StageExpander(const std::string& source, const std::string& code_version, const Stage& stage, StageInfo& info,
-                std::vector<Override>& overrides, std::vector<Exclude>& excludes, std::vector<JobSpec>& jobs,
-                std::vector<std::string>& job_keys, std::unordered_set<std::string>& known_keys,
+  StageExpander(const std::string& source, const std::string& code_version, const RecipeBook& recipes,
+                const Stage& stage, StageInfo& info, std::vector<Override>& overrides, std::vector<Exclude>& excludes,
+                std::vector<JobSpec>& jobs, std::vector<std::string>& job_keys,
+                std::unordered_set<std::string>& known_keys,
                 const std::unordered_map<std::string, std::pair<size_t, size_t>>& stage_ranges)
       : source_(source),
         code_version_(code_version),
+        recipes_(recipes),
         stage_(stage),
         info_(info),
         jobs_(jobs),
@@ -1081,7 +1085,7 @@ class StageExpander {
       for (auto& [name, value] : params.items()) parts.push_back(name + "=" + ValueText(value));
       return Join(parts, " ");
     };
-    Result<Json> resolved = ResolveMethodParams(method, raw);
+    Result<Json> resolved = ResolveMethodParams(method, raw, recipes_);
     if (!resolved.ok()) {
       return InvalidArgument(source_ + ":" + std::to_string(line) + ": stage \"" + stage_.name + "\", job {" +
                              described(raw) + "}: " + resolved.status().message());
@@ -1103,7 +1107,9 @@ class StageExpander {
     job.hang_timeout_s = stage_.hang_timeout_s;
     job.expected_seconds = stage_.expected_seconds;
     // Every rule sees the point as it was before any override (rules do not chain); later
-    // rules win when two set the same parameter.
+    // rules win when two set the same parameter. What a rule sets joins the point's own
+    // values and the whole is resolved again, so the recipe follows (an override that turns
+    // atprompt on gets the +ATPrompt recipe).
     std::optional<Json> overridden_params;  // a copy is made only when an override sets something
     const Override* last_setter = nullptr;
     for (Override* rule : overrides_) {
@@ -1111,7 +1117,7 @@ class StageExpander {
       ++rule->jobs_changed;
       for (auto& [name, value] : rule->set.items()) {
         if (!Takes(method, name)) continue;
-        if (!overridden_params) overridden_params = *resolved;
+        if (!overridden_params) overridden_params = raw;
         (*overridden_params)[name] = value;
         last_setter = rule;
       }
@@ -1120,7 +1126,7 @@ class StageExpander {
       if (rule->expected_seconds) job.expected_seconds = *rule->expected_seconds;
     }
     if (overridden_params) {
-      Result<Json> overridden = ResolveMethodParams(method, *overridden_params);
+      Result<Json> overridden = ResolveMethodParams(method, *overridden_params, recipes_);
       if (!overridden.ok()) {
         return InvalidArgument(source_ + ":" + std::to_string(last_setter->line) + ": override #" +
                                std::to_string(last_setter->number) + " on stage \"" + stage_.name + "\", job {" +
@@ -1145,6 +1151,19 @@ class StageExpander {
     }
     std::sort(job.upstream.begin(), job.upstream.end());
     job.upstream.erase(std::unique(job.upstream.begin(), job.upstream.end()), job.upstream.end());
+    bool search_upstream = false;
+    const bool needs_attributes = job.params.value("atprompt", false) && job.params.contains("attributes") &&
+                                  job.params["attributes"].empty();
+    for (const auto& key : needs_attributes ? job.upstream : std::vector<std::string>{}) {
+      auto it = std::find(job_keys_.begin(), job_keys_.end(), key);
+      if (it != job_keys_.end() && jobs_[static_cast<size_t>(it - job_keys_.begin())].method == "attribute_search") {
+        search_upstream = true;
+      }
+    }
+    if (Status attributes = ResolvePaperAttributes(&job.params, search_upstream); !attributes.ok()) {
+      return InvalidArgument(source_ + ":" + std::to_string(line) + ": stage \"" + stage_.name + "\", job {" +
+                             described(job.params) + "}: " + attributes.message());
+    }
 
     std::string key = job.Key();
     if (!known_keys_.insert(key).second) {
@@ -1158,6 +1177,7 @@ class StageExpander {
 
   const std::string& source_;
   const std::string& code_version_;
+  const RecipeBook& recipes_;
   const Stage& stage_;
   StageInfo& info_;
   std::vector<JobSpec>& jobs_;
@@ -1185,8 +1205,8 @@ Status SweepReader::Expand() {
       }
     }
     const size_t begin = sweep_.jobs.size();
-    StageExpander expander(source_, sweep_.code_version, stage, info, overrides_, excludes_, sweep_.jobs, job_keys,
-                           known_keys, stage_ranges);
+    StageExpander expander(source_, sweep_.code_version, recipes_, stage, info, overrides_, excludes_, sweep_.jobs,
+                           job_keys, known_keys, stage_ranges);
     std::vector<Axis> axes;
     axes.push_back(Axis{"method", {}, stage.line});
     for (const auto& name : method_names) axes[0].values.push_back(name);
@@ -1258,17 +1278,17 @@ std::vector<std::pair<std::string, int64_t>> Sweep::CountsByStage() const {
   return counts;
 }
 
-Result<Sweep> LoadSweepFile(const std::string& path) {
+Result<Sweep> LoadSweepFile(const std::string& path, const RecipeBook& recipes) {
   std::ifstream file(path, std::ios::binary);
   if (!file) return NotFound("cannot open sweep file '" + path + "': " + std::strerror(errno));
   std::ostringstream text;
   text << file.rdbuf();
   if (file.bad()) return IoError("cannot read sweep file '" + path + "': " + std::strerror(errno));
-  return ParseSweep(text.str(), path);
+  return ParseSweep(text.str(), path, recipes);
 }
 
-Result<Sweep> ParseSweep(std::string_view toml_text, const std::string& source_name) {
-  return SweepReader(toml_text, source_name.empty() ? "<string>" : source_name).Read();
+Result<Sweep> ParseSweep(std::string_view toml_text, const std::string& source_name, const RecipeBook& recipes) {
+  return SweepReader(toml_text, source_name.empty() ? "<string>" : source_name, recipes).Read();
 }
 
 std::string FormatDryRun(const Sweep& sweep) {
@@ -1306,8 +1326,25 @@ std::string FormatDryRun(const Sweep& sweep) {
     auto it = params.find(name);
     return name + "=" + (it == params.end() ? std::string("(unset)") : ValueText(*it));
   };
+  // The effective training recipe is printed for every job that has one, varying or not.
+  const std::vector<std::pair<std::string, std::string>> kRecipeColumns = {
+      {"epochs", "epochs"}, {"n_ctx", "n_ctx"}, {"lr", "lr"}, {"batch_size", "batch"}, {"ctx_init", "init"}};
+  auto recipe_text = [](const Json& params, const std::string& name, const std::string& label) -> std::string {
+    auto it = params.find(name);
+    if (it == params.end()) return "";
+    if (name == "ctx_init") {
+      const std::string phrase = it->get<std::string>();
+      return label + "=" + (phrase.empty() ? std::string("random") : "\"" + phrase + "\"");
+    }
+    return label + "=" + ValueText(*it);
+  };
+  std::map<std::string, size_t> recipe_width;
   for (const auto& job : sweep.jobs) {
     StageView& view = views[job.stage];
+    for (const auto& [name, label] : kRecipeColumns) {
+      view.varying.erase(name);
+      recipe_width[name] = std::max(recipe_width[name], recipe_text(job.params, name, label).size());
+    }
     for (const auto& name : view.varying) {
       size_t& width = view.column_width[name];
       width = std::max(width, param_text(job.params, name).size());
@@ -1319,6 +1356,9 @@ std::string FormatDryRun(const Sweep& sweep) {
     const StageView& view = views[job.stage];
     out += job.Key().substr(0, kShortKey) + "  " + pad(job.stage, stage_width) + "  " + pad(job.method, method_width) +
            "  ranks=" + std::to_string(job.ranks);
+    for (const auto& [name, label] : kRecipeColumns) {
+      if (recipe_width[name] > 0) out += "  " + pad(recipe_text(job.params, name, label), recipe_width[name]);
+    }
     for (const auto& name : view.varying) out += "  " + pad(param_text(job.params, name), view.column_width.at(name));
     if (job.upstream.empty()) {
       while (!out.empty() && out.back() == ' ') out.pop_back();

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/job_spec.h"
+#include "common/method_recipes.h"
 #include "common/status.h"
 
 namespace atp {
@@ -42,10 +43,13 @@ struct Sweep {
   std::vector<std::pair<std::string, int64_t>> CountsByStage() const;
 };
 
-Result<Sweep> LoadSweepFile(const std::string& path);
-Result<Sweep> ParseSweep(std::string_view toml_text, const std::string& source_name);
+// `recipes` completes the parameters a job leaves out (tests pass their own book).
+Result<Sweep> LoadSweepFile(const std::string& path, const RecipeBook& recipes = DefaultRecipes());
+Result<Sweep> ParseSweep(std::string_view toml_text, const std::string& source_name,
+                         const RecipeBook& recipes = DefaultRecipes());
 
-// What `atp-sweep --dry-run` prints: one line per job (short key, stage, method, ranks,
+// What `atp-sweep --dry-run` prints: one line per job (short key, stage, method, ranks, the
+// effective recipe — epochs, n_ctx, lr, batch, init — where the method has one, the other
 // parameters that vary, upstream short keys), then the counts per stage and the total.
 std::string FormatDryRun(const Sweep& sweep);
 

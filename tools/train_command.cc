@@ -158,6 +158,10 @@ int Run(int argc, char** argv, bool eval) {
     return 2;
   }
   auto params = ResolveMethodParams(*info, job->params);
+  if (params.ok()) {
+    // A job file has no upstream: +ATPrompt without attributes takes the paper's.
+    if (Status attributes = ResolvePaperAttributes(&*params, false); !attributes.ok()) params = attributes;
+  }
   if (!params.ok()) {
     std::fprintf(stderr, "atp %s: %s: %s\n", argv[0], job_path.c_str(), params.status().message().c_str());
     return 2;

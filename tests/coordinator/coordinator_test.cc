@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/in_process_communicator.h"
+#include "tests/support/binary_dir.h"
 #include "worker/worker.h"
 
 namespace atp {
@@ -18,10 +19,10 @@ namespace {
 class CoordinatorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* binary_dir = std::getenv("ATP_BINARY_DIR");
-    if (!binary_dir) GTEST_SKIP() << "ATP_BINARY_DIR is not set (run through ctest)";
-    executor_ = std::string(binary_dir) + "/tools/atp-sweep";
-    if (!std::filesystem::exists(executor_)) GTEST_SKIP() << executor_ << " is not built";
+    executor_ = testing::SweepExecutable();
+    // The executor is a dependency of this test binary: missing, it is a broken build.
+    ASSERT_TRUE(std::filesystem::exists(executor_))
+        << "'" << executor_ << "' is not built (build the atp-sweep target, or set ATP_BINARY_DIR)";
     dir_ = std::filesystem::temp_directory_path() / ("atp-coordinator-test-" + std::to_string(::getpid()) + "-" +
                                                      ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);

@@ -97,6 +97,20 @@ TEST_F(ResultsQueryTest, WhereFiltersOnParametersColumnsAndState) {
   EXPECT_TRUE(Run(options).rows.empty());
 }
 
+// Job specs hold the recipe's effective values, so a query finds jobs by the lr that ran.
+TEST_F(ResultsQueryTest, WhereMatchesTheEffectiveFloatParameters) {
+  db_.AddSweep("recipes", {Accuracy("coop", "dtd", 1, 70, {{"lr", 0.002}, {"epochs", 200}}),
+                           Accuracy("coop", "dtd", 2, 40, {{"lr", 0.0035}, {"epochs", 200}})});
+  QueryOptions options;
+  options.metric = "accuracy";
+  options.group_by = {"method", "lr"};
+  options.filters = {{"lr", "0.002"}};
+  const QueryResult r = Run(options);
+  ASSERT_EQ(r.rows.size(), 1u);
+  EXPECT_EQ(r.rows[0].group, (std::vector<std::string>{"coop", "0.002"}));
+  EXPECT_DOUBLE_EQ(*r.rows[0].mean, 70.0);
+}
+
 TEST_F(ResultsQueryTest, WhereMatchesBooleanAndStringParameters) {
   db_.AddSweep("flags", {Accuracy("maple", "dtd", 1, 60, {{"atprompt", true}, {"shots", "16"}}),
                          Accuracy("maple", "dtd", 2, 50, {{"atprompt", false}, {"shots", "16"}})});

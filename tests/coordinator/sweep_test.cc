@@ -833,3 +833,72 @@ TEST_F(SweepTest, ErrorsNameTheSourceGivenByTheCaller) {
 
 }  // namespace
 }  // namespace atp
+
+namespace atp {
+namespace {
+
+std::string PaperSweepPath(const std::string& name) {
+  std::string here = __FILE__;
+  return here.substr(0, here.rfind("tests/coordinator/")) + "experiments/paper/" + name;
+}
+
+// Job keys hash effective values: editing one recipe value re-keys exactly the jobs that
+// recipe covers (and the jobs downstream of them), no other.
+TEST(SweepRecipeTest, ChangingARecipeValueChangesOnlyTheAffectedJobKeys) {
+  Result<Sweep> before = LoadSweepFile(PaperSweepPath("base2novel.toml"));
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  RecipeBook edited = DefaultRecipes();
+  bool found = false;
+  for (auto& rule : edited.mutable_rules()) {
+    if (rule.match.method == "coop" && rule.match.dataset == "imagenet" &&
+        rule.match.variant == RecipeMatch::Variant::kVanilla) {
+      rule.values["epochs"] = 51;
+      found = true;
+    }
+  }
+  ASSERT_TRUE(found) << "no vanilla CoOp ImageNet rule in the default recipes";
+  Result<Sweep> after = LoadSweepFile(PaperSweepPath("base2novel.toml"), edited);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  ASSERT_EQ(before->jobs.size(), after->jobs.size());
+  int changed = 0;
+  for (size_t i = 0; i < before->jobs.size(); ++i) {
+    const JobSpec& a = before->jobs[i];
+    const JobSpec& b = after->jobs[i];
+    const bool affected = a.method == "coop" && a.dataset() == "imagenet" && !a.params.value("atprompt", true);
+    if (affected) {
+      ++changed;
+      EXPECT_NE(a.Key(), b.Key());
+      EXPECT_EQ(a.params["epochs"], 50);
+      EXPECT_EQ(b.params["epochs"], 51);
+    } else {
+      EXPECT_EQ(a.Key(), b.Key()) << a.method << " " << a.dataset() << " " << a.params.dump();
+    }
+  }
+  EXPECT_EQ(changed, 3);  // seeds 1, 2, 3
+}
+
+TEST(SweepRecipeTest, DryRunListsTheEffectiveRecipeOfEveryJob) {
+  Result<Sweep> sweep = LoadSweepFile(PaperSweepPath("base2novel.toml"));
+  ASSERT_TRUE(sweep.ok()) << sweep.status().ToString();
+  const std::string text = FormatDryRun(*sweep);
+  std::istringstream lines(text);
+  std::string line;
+  int coop_imagenet = 0;
+  while (std::getline(lines, line)) {
+    if (line.find(" coop ") == std::string::npos || line.find("atprompt=false") == std::string::npos) continue;
+    EXPECT_NE(line.find("n_ctx=4"), std::string::npos) << line;
+    EXPECT_NE(line.find("lr=0.002"), std::string::npos) << line;
+    EXPECT_NE(line.find("batch=32"), std::string::npos) << line;
+    EXPECT_NE(line.find("init=\"a photo of a\""), std::string::npos) << line;
+    if (line.find("dataset=imagenet ") != std::string::npos) {
+      ++coop_imagenet;
+      EXPECT_NE(line.find("epochs=50 "), std::string::npos) << line;
+    } else {
+      EXPECT_NE(line.find("epochs=200"), std::string::npos) << line;
+    }
+  }
+  EXPECT_EQ(coop_imagenet, 3);
+}
+
+}  // namespace
+}  // namespace atp

@@ -22,6 +22,7 @@
 #include "coordinator/progress_reporter.h"
 #include "coordinator/store.h"
 #include "coordinator/sweep.h"
+#include "tests/support/binary_dir.h"
 #include "worker/worker.h"
 
 namespace atp {
@@ -189,11 +190,11 @@ double Metric(Store& store, int64_t job_id, const std::string& name) {
 void RunSweepOnAllRanks(Communicator& world, const char* toml,
                         const std::function<void(const RunSummary&, Store&)>& check) {
   // Every rank must take the same branch, or the others would wait forever.
-  const char* binary_dir = std::getenv("ATP_BINARY_DIR");
-  const std::string executor = binary_dir ? std::string(binary_dir) + "/tools/atp-sweep" : std::string();
+  const std::string executor = testing::SweepExecutable();
   int usable = !executor.empty() && ::access(executor.c_str(), X_OK) == 0;
   MPI_Allreduce(MPI_IN_PLACE, &usable, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  if (!usable) GTEST_SKIP() << "set ATP_BINARY_DIR to the build directory with tools/atp-sweep built";
+  // atp-sweep is a dependency of this binary: missing on any rank, the build is broken.
+  ASSERT_TRUE(usable) << "'" << executor << "' is missing on some rank (build atp-sweep, or set ATP_BINARY_DIR)";
 
   if (world.rank() != 0) {
     WorkerOptions options;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <thread>
 
+#include "common/method_catalog.h"
 #include "tests/prompt/prompt_test_util.h"
 #include "tests/prompt/thread_allreduce.h"
 #include "worker/job_context.h"
@@ -43,12 +44,14 @@ class MethodsTest : public ::testing::Test {
               {"epochs", 3},
               {"batch_size", 8},
               {"lr", 0.01},
-              {"n_ctx", 2},
               {"threads", 2},
               {"max_test_images", 60},
               {"feature_cache", dir_.File("cache")},
               {"atprompt", atprompt}};
     if (atprompt) p["attributes"] = {"shape", "length"};
+    // Vanilla CoOp and CoCoOp keep the recipe's "a photo of a" (4 tokens); the others take 2.
+    const bool phrase_sets_length = !atprompt && (method == "coop" || method == "cocoop");
+    if (!phrase_sets_length) p["n_ctx"] = 2;
     if (method == "maple") p["depth"] = 2;
     if (method == "cocoop") p["batch_size"] = 2, p["max_steps_per_epoch"] = 4;
     return p;
@@ -61,11 +64,18 @@ class MethodsTest : public ::testing::Test {
     JobSpec spec;
     spec.stage = "train";
     spec.method = method;
-    spec.params = params;
+    spec.params = Resolved(method, params);
     JobContext::Channel channel;
     channel.allreduce = allreduce;
     JobContext context(spec, 1, Json::array(), workdir, resume, rank, size, channel, &stop_);
     return RunPromptMethod(context);
+  }
+
+  // What sweep expansion gives the worker: the parameters completed with the recipe.
+  static Json Resolved(const std::string& method, const Json& params) {
+    Result<Json> resolved = ResolveMethodParams(*FindMethod(method), params);
+    EXPECT_TRUE(resolved.ok()) << resolved.status().ToString();
+    return resolved.ok() ? *resolved : params;
   }
 
   train::TensorMap Checkpoint(const std::string& workdir) {
@@ -87,8 +97,15 @@ TEST_F(MethodsTest, EveryMethodWithAndWithoutAtpromptTrainsAndEvaluates) {
       MethodResult result = Run(method, Params(method, atprompt), dir_.File(std::string(method) + std::to_string(atprompt)));
       ASSERT_TRUE(result.metrics.count("base_accuracy"));
       ASSERT_TRUE(result.metrics.count("new_accuracy"));
-      EXPECT_GE(result.metrics["base_accuracy"], 0);
-      EXPECT_LE(result.metrics["new_accuracy"], 100);
+      // Each accuracy is a percentage of the 60 test images of its split (max_test_images):
+      // a whole number of correct images, in [0, 100].
+      for (const char* split : {"base_accuracy", "new_accuracy"}) {
+        const double accuracy = result.metrics[split];
+        EXPECT_GE(accuracy, 0) << split;
+        EXPECT_LE(accuracy, 100) << split;
+        const double correct = accuracy * 60 / 100;
+        EXPECT_NEAR(correct, std::round(correct), 1e-6) << split << " = " << accuracy << " is not k/60";
+      }
       EXPECT_TRUE(std::isfinite(result.metrics["train_loss"]));
       EXPECT_EQ(result.outputs["config"]["atprompt"], atprompt);
       if (atprompt) {
@@ -118,6 +135,28 @@ TEST_F(MethodsTest, TrainingLowersTheLossOfEveryMethod) {
   }
 }
 
+TEST_F(MethodsTest, PrecisionIsHonouredAndRecorded) {
+  Json p = Params("coop", true);
+  p["epochs"] = 2;
+  MethodResult fp32 = Run("coop", p, dir_.File("fp32"));
+  EXPECT_EQ(fp32.outputs["config"]["precision"], "fp32");  // auto on the CPU
+  p["precision"] = "bf16";
+  MethodResult bf16 = Run("coop", p, dir_.File("bf16"));
+  EXPECT_EQ(bf16.outputs["config"]["precision"], "bf16");
+  EXPECT_TRUE(std::isfinite(bf16.metrics["train_loss"]));
+  // bf16 forward passes move the loss, but not beyond what bf16 rounding explains.
+  EXPECT_NE(bf16.metrics["train_loss"], fp32.metrics["train_loss"]);
+  EXPECT_NEAR(bf16.metrics["train_loss"], fp32.metrics["train_loss"], 0.1 * fp32.metrics["train_loss"]);
+  p["precision"] = "fp16";
+  try {
+    Run("coop", p, dir_.File("fp16"));
+    ADD_FAILURE() << "fp16 on the CPU ran";
+  } catch (const JobFailure& e) {
+    EXPECT_EQ(e.failure_class(), FailureClass::kUserError);
+    EXPECT_NE(std::string(e.what()).find("CUDA"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(MethodsTest, ResumedJobEqualsUninterruptedJob) {
   Json p = Params("coop", true);
   p["epochs"] = 4;
@@ -127,7 +166,7 @@ TEST_F(MethodsTest, ResumedJobEqualsUninterruptedJob) {
   JobSpec spec;
   spec.stage = "train";
   spec.method = "coop";
-  spec.params = p;
+  spec.params = Resolved("coop", p);
   std::atomic<int> steps{0};
   EXPECT_THROW(
       {

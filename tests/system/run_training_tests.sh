@@ -170,10 +170,22 @@ failed=0
 for CURRENT in "${SELECTED[@]}"; do
   echo "$CURRENT"
   mkdir -p "$WORK/$CURRENT"
-  (cd "$WORK/$CURRENT" && "$CURRENT") > "$WORK/$CURRENT.out" 2>&1
-  cat "$WORK/$CURRENT.out"
-  passed=$((passed + $(grep -c '^  ok ' "$WORK/$CURRENT.out")))
-  failed=$((failed + $(grep -c '^  FAIL ' "$WORK/$CURRENT.out")))
+  # The marker line shows that the function ran to its end: one that aborts (an unset
+  # variable, a command that kills the subshell) or checks nothing counts as a failure.
+  (cd "$WORK/$CURRENT" && { "$CURRENT"; echo "  --end--"; }) > "$WORK/$CURRENT.out" 2>&1
+  grep -v '^  --end--$' "$WORK/$CURRENT.out"
+  p=$(grep -c '^  ok ' "$WORK/$CURRENT.out")
+  f=$(grep -c '^  FAIL ' "$WORK/$CURRENT.out")
+  s=$(grep -c '^  skip ' "$WORK/$CURRENT.out")
+  if ! grep -q '^  --end--$' "$WORK/$CURRENT.out"; then
+    echo "  FAIL  $CURRENT did not run to its end (after $p passed and $f failed checks)"
+    f=$((f + 1))
+  elif [ $((p + f + s)) -eq 0 ]; then
+    echo "  FAIL  $CURRENT ran no check"
+    f=$((f + 1))
+  fi
+  passed=$((passed + p))
+  failed=$((failed + f))
 done
 echo
 echo "$passed passed, $failed failed"

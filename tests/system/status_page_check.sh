@@ -6,8 +6,8 @@
 # Usage: status_page_check.sh URL [SCREENSHOT.png]
 #   URL         the page, e.g. http://127.0.0.1:8321/ (a query such as ?sweep=2 is kept)
 #   SCREENSHOT  where to write the PNG (default: ./status_page.png)
-# Exit: 0 passed, or skipped because Chromium is missing and cannot be installed;
-#       1 a check failed; 2 bad usage or a missing python3.
+# Exit: 0 passed; 1 a check failed; 2 bad usage or a missing python3; 77 skipped because
+#       Chromium is missing and cannot be installed (the reason is printed).
 set -euo pipefail
 
 if [[ $# -lt 1 || $# -gt 2 || $1 == -h || $1 == --help ]]; then
@@ -41,7 +41,7 @@ if [[ -z $chrome ]]; then
   if [[ -z $chrome ]]; then
     echo "SKIP status_page_check: Chromium is not installed and could not be installed" \
          "(needs root and apt-get: apt-get install -y chromium)"
-    exit 0
+    exit 77
   fi
 fi
 

@@ -20,6 +20,7 @@
 #include "common/in_process_communicator.h"
 #include "common/job_spec.h"
 #include "common/method_catalog.h"
+#include "tests/support/binary_dir.h"
 
 namespace atp {
 namespace {
@@ -33,14 +34,10 @@ constexpr double kGiveUpAfterSeconds = 60;
 class JobRunnerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* binary_dir = std::getenv("ATP_BINARY_DIR");
-    if (!binary_dir || !*binary_dir) {
-      GTEST_SKIP() << "ATP_BINARY_DIR is not set; run through ctest, or set it to the CMake build directory";
-    }
-    executor_ = std::string(binary_dir) + "/tools/atp-sweep";
-    if (::access(executor_.c_str(), X_OK) != 0) {
-      GTEST_SKIP() << executor_ << " is missing: build the atp-sweep target first";
-    }
+    executor_ = testing::SweepExecutable();
+    // The executor is a dependency of this test binary: missing, it is a broken build.
+    ASSERT_EQ(::access(executor_.c_str(), X_OK), 0)
+        << "'" << executor_ << "' is missing (build the atp-sweep target, or set ATP_BINARY_DIR)";
     std::string pattern = (fs::temp_directory_path() / "atp-job-runner-XXXXXX").string();
     ASSERT_NE(::mkdtemp(pattern.data()), nullptr) << std::strerror(errno);
     dir_ = pattern;

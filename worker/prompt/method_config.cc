@@ -10,45 +10,28 @@
 namespace atp::prompt {
 namespace {
 
-// The official per-dataset recipe of the +ATPrompt runs (the official repository's
-// docs/ATPrompt.md, summarised in docs/reference.md §4.7): epochs and soft-token length per
-// method, and DePT's loss weight.
-struct AtpromptRecipe {
-  int coop_epochs, coop_nctx;
-  int cocoop_epochs, cocoop_nctx;
-  int maple_epochs, maple_nctx;
-  int dept_epochs, dept_nctx;
-  double dept_weight;
-};
-
-const std::map<std::string, AtpromptRecipe>& AtpromptRecipes() {
-  static const std::map<std::string, AtpromptRecipe> kRecipes = {
-      {"imagenet", {10, 2, 10, 2, 5, 4, 10, 2, 0.7}},
-      {"caltech101", {100, 2, 10, 2, 10, 4, 10, 4, 0.6}},
-      {"oxford_pets", {100, 2, 10, 2, 10, 4, 10, 2, 0.7}},
-      {"stanford_cars", {100, 2, 10, 6, 5, 4, 10, 2, 0.6}},
-      {"oxford_flowers", {100, 2, 10, 6, 10, 4, 10, 4, 0.7}},
-      {"food101", {100, 2, 10, 2, 5, 4, 10, 4, 0.7}},
-      {"fgvc_aircraft", {100, 2, 10, 2, 5, 2, 10, 4, 0.7}},
-      {"sun397", {100, 2, 10, 2, 5, 4, 10, 4, 0.7}},
-      {"dtd", {100, 4, 10, 2, 5, 4, 10, 4, 0.6}},
-      {"eurosat", {100, 2, 10, 6, 10, 4, 10, 4, 0.7}},
-      {"ucf101", {100, 2, 10, 4, 5, 2, 10, 4, 0.5}},
-  };
-  return kRecipes;
-}
-
-// The scripts' defaults for a dataset the docs do not list.
-constexpr AtpromptRecipe kScriptDefaults = {100, 2, 10, 2, 5, 2, 10, 2, 0.7};
-
 std::string Env(const char* name) {
   const char* value = std::getenv(name);
   return value ? value : "";
 }
 
+// Jobs carry the effective value of every parameter (resolved at expansion); a missing one
+// means the job was written by an older atp, whose specs left recipe values to the worker.
+Status Missing(const std::string& method, const char* key) {
+  return InvalidArgument("job of method '" + method + "' has no parameter '" + key +
+                         "': it was written before recipes were resolved at sweep expansion; submit its sweep "
+                         "again (docs/schema.md)");
+}
+
 template <typename T>
-T ParamOr(const Json& params, const char* key, T fallback) {
-  return params.contains(key) && !params[key].is_null() ? params[key].get<T>() : fallback;
+Status Read(const Json& params, const std::string& method, const char* key, T* out) {
+  if (!params.contains(key) || params[key].is_null()) return Missing(method, key);
+  try {
+    *out = params[key].get<T>();
+  } catch (const std::exception&) {
+    return InvalidArgument("job parameter '" + std::string(key) + "' has the wrong type: " + params[key].dump());
+  }
+  return Status::Ok();
 }
 
 std::vector<std::string> StringList(const Json& value) {
@@ -134,84 +117,73 @@ Json MethodConfig::ToJson() const {
 Result<MethodConfig> ResolveMethodConfig(const std::string& method, const Json& params, const Json& upstream) {
   MethodConfig c;
   c.method = method;
-  c.dataset = ParamOr<std::string>(params, "dataset", "");
+  if (method != "zsclip" && method != "coop" && method != "cocoop" && method != "maple" && method != "dept" &&
+      method != "attribute_search") {
+    return InvalidArgument("unknown prompt method '" + method + "'");
+  }
+  ATP_RETURN_IF_ERROR(Read(params, method, "dataset", &c.dataset));
   if (c.dataset.empty()) return InvalidArgument("method '" + method + "' needs a dataset");
   if (!FindDataset(c.dataset)) {
     return InvalidArgument("unknown dataset '" + c.dataset + "'; valid datasets: " + DatasetNamesList());
   }
-  c.seed = ParamOr<int64_t>(params, "seed", 1);
-  c.protocol = ParamOr<std::string>(params, "protocol", "base2novel");
-  c.source_dataset = ParamOr<std::string>(params, "source_dataset", "");
-  c.shots = ParamOr<int>(params, "shots", 16);
-  c.atprompt = ParamOr<bool>(params, "atprompt", false);
-  ATP_ASSIGN_OR_RETURN(c.design.compat, ParseCompat(ParamOr<std::string>(params, "compat", "paper")));
-  ATP_ASSIGN_OR_RETURN(c.design.class_position,
-                       ParseClassPosition(ParamOr<std::string>(params, "class_position", "end")));
-  c.max_steps_per_epoch = ParamOr<int>(params, "max_steps_per_epoch", 0);
-  c.eval_only = ParamOr<bool>(params, "eval_only", false);
-  c.checkpoint = ParamOr<std::string>(params, "checkpoint", "");
-  c.data_root = ParamOr<std::string>(params, "data_root", "");
+  std::string compat, precision;
+  ATP_RETURN_IF_ERROR(Read(params, method, "seed", &c.seed));
+  ATP_RETURN_IF_ERROR(Read(params, method, "protocol", &c.protocol));
+  ATP_RETURN_IF_ERROR(Read(params, method, "source_dataset", &c.source_dataset));
+  ATP_RETURN_IF_ERROR(Read(params, method, "shots", &c.shots));
+  ATP_RETURN_IF_ERROR(Read(params, method, "compat", &compat));
+  ATP_ASSIGN_OR_RETURN(c.design.compat, ParseCompat(compat));
+  ATP_RETURN_IF_ERROR(Read(params, method, "precision", &c.precision));
+  if (c.precision != "auto" && c.precision != "fp32" && c.precision != "bf16" && c.precision != "fp16") {
+    return InvalidArgument("precision is \"" + c.precision + "\"; valid values: auto, fp32, bf16, fp16");
+  }
+  ATP_RETURN_IF_ERROR(Read(params, method, "test_batch_size", &c.test_batch_size));
+  ATP_RETURN_IF_ERROR(Read(params, method, "data_root", &c.data_root));
   if (c.data_root.empty()) c.data_root = DefaultDataRoot();
-  c.backbone = ParamOr<std::string>(params, "backbone", "ViT-B/16");
-  c.vocab = ParamOr<std::string>(params, "vocab", "");
-  c.use_feature_cache = ParamOr<bool>(params, "use_feature_cache", true);
-  c.feature_cache_dir = ParamOr<std::string>(params, "feature_cache", "");
-  c.feature_cache_gb = ParamOr<double>(params, "feature_cache_gb", 20.0);
-  c.threads = ParamOr<int>(params, "threads", 0);
-  if (c.protocol != "base2novel" && c.source_dataset.empty()) c.source_dataset = "imagenet";
-  const bool cross = c.protocol != "base2novel";
-  // The dataset the prompt is trained on decides the recipe.
-  const std::string recipe_dataset = cross ? c.source_dataset : c.dataset;
-  auto recipe_it = AtpromptRecipes().find(recipe_dataset);
-  const AtpromptRecipe recipe = recipe_it == AtpromptRecipes().end() ? kScriptDefaults : recipe_it->second;
+  ATP_RETURN_IF_ERROR(Read(params, method, "backbone", &c.backbone));
+  ATP_RETURN_IF_ERROR(Read(params, method, "vocab", &c.vocab));
+  ATP_RETURN_IF_ERROR(Read(params, method, "use_feature_cache", &c.use_feature_cache));
+  ATP_RETURN_IF_ERROR(Read(params, method, "feature_cache", &c.feature_cache_dir));
+  ATP_RETURN_IF_ERROR(Read(params, method, "feature_cache_gb", &c.feature_cache_gb));
+  ATP_RETURN_IF_ERROR(Read(params, method, "threads", &c.threads));
+  if (c.protocol != "base2novel" && c.source_dataset.empty()) {
+    return InvalidArgument("a " + c.protocol + " job needs its source_dataset");
+  }
+  if (method == "zsclip") return c;
 
-  int n_ctx = 0, epochs = 0, batch = 0;
-  double lr = 0;
-  if (method == "coop") {
-    batch = 32, lr = 0.002;
-    if (c.atprompt) n_ctx = cross ? 4 : recipe.coop_nctx, epochs = cross ? 10 : recipe.coop_epochs;
-    else n_ctx = 16, epochs = cross ? 10 : 200;
-  } else if (method == "cocoop") {
-    batch = 1, lr = 0.002;
-    if (c.atprompt) n_ctx = cross ? 4 : recipe.cocoop_nctx, epochs = cross ? 5 : recipe.cocoop_epochs;
-    else n_ctx = 4, epochs = 10, c.design.ctx_init = ParamOr<std::string>(params, "ctx_init", "a photo of a");
-  } else if (method == "maple") {
-    batch = 4, lr = cross ? 0.0026 : 0.0035;
-    c.maple_depth = cross ? 3 : 9;
-    c.test_batch_size = cross ? 100 : 200;
-    if (c.atprompt) n_ctx = cross ? 4 : recipe.maple_nctx, epochs = cross ? 2 : recipe.maple_epochs;
-    else n_ctx = 2, epochs = cross ? 2 : 5, c.design.ctx_init = ParamOr<std::string>(params, "ctx_init", "a photo of a");
-    if (params.contains("depth") && params["depth"].get<int>() > 0) c.maple_depth = params["depth"].get<int>();
-  } else if (method == "dept") {
-    batch = 4, lr = 0.0035;
-    if (c.atprompt) n_ctx = recipe.dept_nctx, epochs = recipe.dept_epochs, c.dept_weight = recipe.dept_weight;
-    else n_ctx = 4, epochs = 20, c.dept_weight = 0.7;
-    if (params.contains("weight") && params["weight"].get<double>() > 0) c.dept_weight = params["weight"].get<double>();
-  } else if (method == "attribute_search") {
-    batch = 32, lr = 0.002, n_ctx = 4;
-    epochs = c.design.compat == Compat::kOfficial ? 40 : 10;
-    c.alpha_lr = ParamOr<double>(params, "alpha_lr", 0.02);
-    c.max_group_size = ParamOr<int>(params, "max_group_size", 0);
+  ATP_RETURN_IF_ERROR(Read(params, method, "epochs", &c.epochs));
+  ATP_RETURN_IF_ERROR(Read(params, method, "batch_size", &c.batch_size));
+  ATP_RETURN_IF_ERROR(Read(params, method, "lr", &c.lr));
+  ATP_RETURN_IF_ERROR(Read(params, method, "warmup_epochs", &c.warmup_epochs));
+  ATP_RETURN_IF_ERROR(Read(params, method, "warmup_lr", &c.warmup_lr));
+  ATP_RETURN_IF_ERROR(Read(params, method, "momentum", &c.momentum));
+  ATP_RETURN_IF_ERROR(Read(params, method, "weight_decay", &c.weight_decay));
+  ATP_RETURN_IF_ERROR(Read(params, method, "n_ctx", &c.design.n_ctx));
+  ATP_RETURN_IF_ERROR(Read(params, method, "max_steps_per_epoch", &c.max_steps_per_epoch));
+  if (method == "attribute_search") {
+    ATP_RETURN_IF_ERROR(Read(params, method, "alpha_lr", &c.alpha_lr));
+    ATP_RETURN_IF_ERROR(Read(params, method, "max_group_size", &c.max_group_size));
+    std::string bases_file;
+    ATP_RETURN_IF_ERROR(Read(params, method, "bases_file", &bases_file));
     std::vector<std::string> bases = StringList(params.value("bases", Json::array()));
     if (bases.empty()) {
-      ATP_ASSIGN_OR_RETURN(bases, ResolveAttributeBases(ParamOr<std::string>(params, "bases_file", ""), c.dataset));
+      ATP_ASSIGN_OR_RETURN(bases, ResolveAttributeBases(bases_file, c.dataset));
     }
     c.bases = bases;
-  } else if (method == "zsclip") {
-    epochs = 0, batch = 0;
   } else {
-    return InvalidArgument("unknown prompt method '" + method + "'");
+    std::string position;
+    ATP_RETURN_IF_ERROR(Read(params, method, "atprompt", &c.atprompt));
+    ATP_RETURN_IF_ERROR(Read(params, method, "class_position", &position));
+    ATP_ASSIGN_OR_RETURN(c.design.class_position, ParseClassPosition(position));
+    ATP_RETURN_IF_ERROR(Read(params, method, "ctx_init", &c.design.ctx_init));
+    ATP_RETURN_IF_ERROR(Read(params, method, "class_name_underscores", &c.design.keep_underscores));
+    ATP_RETURN_IF_ERROR(Read(params, method, "eval_only", &c.eval_only));
+    ATP_RETURN_IF_ERROR(Read(params, method, "checkpoint", &c.checkpoint));
+    if (method == "maple") ATP_RETURN_IF_ERROR(Read(params, method, "depth", &c.maple_depth));
+    if (method == "dept") ATP_RETURN_IF_ERROR(Read(params, method, "weight", &c.dept_weight));
   }
-  c.batch_size = ParamOr<int>(params, "batch_size", 0) > 0 ? params["batch_size"].get<int>() : batch;
-  c.lr = ParamOr<double>(params, "lr", 0.0) > 0 ? params["lr"].get<double>() : lr;
-  c.epochs = ParamOr<int>(params, "epochs", 0) > 0 ? params["epochs"].get<int>() : epochs;
-  c.design.n_ctx = ParamOr<int>(params, "n_ctx", 0) > 0 ? params["n_ctx"].get<int>() : n_ctx;
-  if (method == "cocoop" && !c.atprompt && !c.design.ctx_init.empty()) {
-    // "a photo of a" fixes n = 4 whatever n_ctx says (docs/reference.md §3.4); n_ctx
-    // applies with ctx_init "".
-    c.design.n_ctx = 4;
-  }
-  const int attribute_ctx = ParamOr<int>(params, "attribute_ctx", 0);
+  int attribute_ctx = 0;
+  if (method != "attribute_search") ATP_RETURN_IF_ERROR(Read(params, method, "attribute_ctx", &attribute_ctx));
 
   if (c.atprompt) {
     std::vector<std::string> attributes = StringList(params.value("attributes", Json::array()));
@@ -228,12 +200,9 @@ Result<MethodConfig> ResolveMethodConfig(const std::string& method, const Json& 
       }
     }
     if (attributes.empty()) {
-      // Cross-dataset: the paper anchors every target to the source's attributes; the
-      // released code uses each target's own (docs/reference.md §9, item 10).
-      const std::string words_of =
-          cross && c.design.compat == Compat::kPaper ? c.source_dataset : c.dataset;
-      ATP_ASSIGN_OR_RETURN(attributes, PaperSearchedAttributeWords(words_of));
-      c.attribute_source = "paper:" + words_of;
+      // Expansion fills the paper's attributes unless a search runs upstream
+      // (ResolvePaperAttributes); that search must then have written its choice.
+      return InvalidArgument("+ATPrompt job names no attributes and no attribute search upstream gave any");
     }
     for (const auto& word : attributes) {
       if (word.empty() || word.find(' ') != std::string::npos) {
@@ -245,12 +214,14 @@ Result<MethodConfig> ResolveMethodConfig(const std::string& method, const Json& 
                              std::to_string(attributes.size()));
     }
     c.design.attributes = attributes;
-    if (attribute_ctx > 0) c.design.attribute_ctx.assign(attributes.size(), attribute_ctx);
+    c.design.attribute_ctx.assign(attributes.size(), attribute_ctx);
   }
   if (method != "zsclip" && method != "attribute_search" && c.design.n_ctx < 1) {
     return InvalidArgument("n_ctx must be at least 1");
   }
-  if (c.epochs < 0 || c.batch_size < 0 || c.lr < 0) return InvalidArgument("epochs, batch_size and lr must be >= 0");
+  if (c.epochs < 1 || c.batch_size < 1 || !(c.lr > 0)) {
+    return InvalidArgument("epochs and batch_size must be at least 1 and lr above 0");
+  }
   return c;
 }
 

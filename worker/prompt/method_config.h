@@ -1,9 +1,10 @@
-// MethodConfig: a job's parameters resolved into everything a method run needs — the
-// official per-method and per-dataset hyper-parameters (docs/reference.md §4.5, §4.7) filling what
-// the sweep left at 0/empty, the attributes (explicit, from an upstream attribute search, or the
-// paper's), and where the data, backbone, vocabulary and feature cache are. Every resolved
-// choice is written into the job's outputs, so a result records how it was obtained.
-// No libtorch. Pure functions of their inputs plus the environment variables named below.
+// MethodConfig: a job's parameters read into the typed settings a method run needs. The job
+// spec already holds the effective value of every hyper-parameter (the catalog and the
+// recipes resolve them at expansion, common/method_recipes.h); this adds only what depends
+// on the run itself: the attributes an upstream search chose, and where the data, backbone,
+// vocabulary and feature cache are. A parameter missing from the spec is an error, never a
+// default. Every field is written into the job's outputs. No libtorch. Pure functions of
+// their inputs plus the environment variables named below.
 #pragma once
 
 #include <string>
@@ -45,7 +46,7 @@ struct MethodConfig {
   int max_group_size = 0;       // 0 = all sizes
   double alpha_lr = 0.02;
 
-  std::string precision = "fp32";
+  std::string precision = "auto";  // auto | fp32 | bf16 | fp16 (ResolvePrecision decides auto)
   std::string data_root;
   std::string backbone;         // checkpoint path
   std::string vocab;            // BPE vocabulary path ("" = OpenAI's, found the usual way)
@@ -60,10 +61,10 @@ struct MethodConfig {
   Json ToJson() const;          // every field, for the job's outputs and logs
 };
 
-// Resolves a job's parameters (already completed with catalog defaults) and its upstream
+// Reads a job's parameters (resolved at expansion: ResolveMethodParams) and its upstream
 // outputs ([{key, stage, method, outputs}], see JobContext::upstream) into a MethodConfig.
-// Errors name the parameter: an unknown dataset, attribute counts the method cannot take, a
-// missing backbone or data root.
+// Errors name the parameter: one missing (a job written by an older atp), an unknown dataset,
+// attribute counts the method cannot take, a missing backbone or data root.
 Result<MethodConfig> ResolveMethodConfig(const std::string& method, const Json& params, const Json& upstream);
 
 // Where a backbone name points: an existing path as is; "ViT-B/16" and friends in

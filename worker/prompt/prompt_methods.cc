@@ -126,6 +126,9 @@ MethodResult RunPromptMethod(JobContext& context) {
     clip->to(device);
   }
   const int resolution = static_cast<int>(clip->options.vision.input_resolution());
+  const Precision precision =
+      OrFail(ResolvePrecision(config.precision, config.design.compat, device), FailureClass::kUserError);
+  config.precision = PrecisionName(precision);  // the job's outputs record what ran
 
   std::unique_ptr<train::FeatureCache> cache;
   std::string backbone_digest = backbone_path;
@@ -246,6 +249,7 @@ MethodResult RunPromptMethod(JobContext& context) {
   trainer_options.resolution = resolution;
   trainer_options.threads = threads;
   trainer_options.device = device;
+  trainer_options.precision = precision;
   Trainer trainer(model.get(), &inputs, trainer_options, hooks);
 
   if (config.eval_only) {

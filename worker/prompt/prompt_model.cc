@@ -3,19 +3,27 @@
 #include <set>
 #include <sstream>
 
+#include "worker/prompt/precision.h"
+
 namespace atp::prompt {
 
 torch::Tensor ShardCrossEntropy(const torch::Tensor& logits, const torch::Tensor& labels, int64_t global_batch) {
   namespace F = torch::nn::functional;
-  return F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+  FullPrecisionScope fp32;  // softmax and loss in fp32 whatever the forward pass ran in
+  return F::cross_entropy(logits.to(torch::kFloat32), labels, F::CrossEntropyFuncOptions().reduction(torch::kSum)) /
          static_cast<double>(global_batch);
 }
 
 torch::Tensor CosineLogits(const torch::Tensor& image_features, const torch::Tensor& text_features,
                            const torch::Tensor& logit_scale) {
-  torch::Tensor image = image_features / image_features.norm(2, -1, true);
-  torch::Tensor text = text_features / text_features.norm(2, -1, true);
-  torch::Tensor scale = logit_scale.exp();
+  // fp32 outside autocast: a bf16 logit has about 0.2 resolution at CLIP's scale of 100,
+  // enough to change an argmax or a loss.
+  FullPrecisionScope fp32;
+  const torch::Tensor image_fp32 = image_features.to(torch::kFloat32);
+  const torch::Tensor text_fp32 = text_features.to(torch::kFloat32);
+  torch::Tensor image = image_fp32 / image_fp32.norm(2, -1, true);
+  torch::Tensor text = text_fp32 / text_fp32.norm(2, -1, true);
+  torch::Tensor scale = logit_scale.to(torch::kFloat32).exp();
   if (text.dim() == 2) return scale * image.matmul(text.t());
   // One prompt set per image: logits[i, c] = <image_i, text_{i,c}>.
   return scale * torch::bmm(text, image.unsqueeze(2)).squeeze(2);

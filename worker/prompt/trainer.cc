@@ -1,7 +1,5 @@
 #include "worker/prompt/trainer.h"
 
-#include <ATen/autocast_mode.h>
-
 #include <chrono>
 #include <cmath>
 #include <numeric>
@@ -22,26 +20,6 @@ namespace {
 std::pair<int64_t, int64_t> ShardOf(int64_t size, int rank, int ranks) {
   return {size * rank / ranks, size * (rank + 1) / ranks};
 }
-
-// bf16 autocast on CUDA for the scope's forward passes; nothing on the CPU (fp32 there).
-class MixedPrecisionScope {
- public:
-  explicit MixedPrecisionScope(const torch::Device& device) : enabled_(device.is_cuda()) {
-    if (!enabled_) return;
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-    at::autocast::set_enabled(true);
-  }
-  ~MixedPrecisionScope() {
-    if (!enabled_) return;
-    at::autocast::clear_cache();
-    at::autocast::set_enabled(false);
-  }
-  MixedPrecisionScope(const MixedPrecisionScope&) = delete;
-  MixedPrecisionScope& operator=(const MixedPrecisionScope&) = delete;
-
- private:
-  bool enabled_;
-};
 
 torch::Tensor LabelsOf(const std::vector<data::Datum>& items) {
   std::vector<int64_t> labels;
@@ -154,7 +132,7 @@ Result<TrainSummary> Trainer::Train(const std::vector<data::Datum>& items) {
         }
         torch::Tensor loss;
         {
-          MixedPrecisionScope mixed(options_.device);
+          PrecisionScope mixed(options_.precision, options_.device);
           loss = model_->TrainLoss(input, labels.index_select(0, index), size);
         }
         loss.backward();
@@ -232,7 +210,7 @@ Result<double> Trainer::Evaluate(const std::vector<data::Datum>& items) {
   auto [begin, end] = ShardOf(num_items, rank, ranks);
   const torch::Tensor labels = LabelsOf(items).to(options_.device);
   torch::NoGradGuard no_grad;
-  MixedPrecisionScope mixed(options_.device);
+  PrecisionScope mixed(options_.precision, options_.device);
   int64_t correct = 0;
   model_->BeginEvaluation();
   const int64_t chunk = std::max(1, options_.test_batch_size);

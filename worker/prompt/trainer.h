@@ -17,6 +17,7 @@
 #include "common/status.h"
 #include "worker/data/dataset.h"
 #include "worker/prompt/image_inputs.h"
+#include "worker/prompt/precision.h"
 #include "worker/prompt/prompt_model.h"
 
 namespace atp::train {
@@ -36,9 +37,10 @@ struct TrainerOptions {
   uint64_t seed = 1;
   int max_steps_per_epoch = 0;  // 0 = every batch
   int test_batch_size = 100;
-  // Where the model lives. On CUDA the forward passes run under bf16 autocast (mixed
-  // precision: fp32 parameters, optimiser and loss; no loss scaling needed with bf16).
+  // Where the model lives, and the arithmetic of its forward passes (precision.h): the
+  // parameters and the optimiser stay fp32; logits and loss are fp32 in every mode.
   torch::Device device = torch::kCPU;
+  Precision precision = Precision::kFp32;
   // Pixel models (MaPLe): the data loader's settings.
   std::string data_root;
   int resolution = 224;

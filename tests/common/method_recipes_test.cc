@@ -1,0 +1,134 @@
+#include "common/method_recipes.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "common/dataset_catalog.h"
+#include "common/method_catalog.h"
+
+namespace atp {
+namespace {
+
+class MethodRecipesTest : public ::testing::Test {
+ protected:
+  static Json Resolve(const std::string& method, Json params) {
+    Result<Json> resolved = ResolveMethodParams(*FindMethod(method), params);
+    EXPECT_TRUE(resolved.ok()) << resolved.status().ToString();
+    return resolved.ok() ? *resolved : Json::object();
+  }
+};
+
+TEST_F(MethodRecipesTest, EveryPromptJobResolvesEveryRecipeParameter) {
+  for (const char* method : {"coop", "cocoop", "maple", "dept", "attribute_search"}) {
+    for (const auto& dataset : AllDatasets()) {
+      for (const char* protocol : {"base2novel", "cross_dataset", "domain_generalization"}) {
+        for (const char* compat : {"paper", "official"}) {
+          for (bool atprompt : {false, true}) {
+            Json params = {{"dataset", dataset.name}, {"protocol", protocol}, {"compat", compat}};
+            if (std::string(method) != "attribute_search") params["atprompt"] = atprompt;
+            Result<Json> resolved = ResolveMethodParams(*FindMethod(method), params);
+            ASSERT_TRUE(resolved.ok()) << method << " " << dataset.name << " " << protocol << " " << compat << ": "
+                                       << resolved.status().ToString();
+            for (const auto& p : FindMethod(method)->params) {
+              EXPECT_TRUE(resolved->contains(p.name)) << method << " lacks " << p.name;
+            }
+            EXPECT_GE((*resolved)["epochs"].get<int>(), 1);
+          }
+        }
+      }
+    }
+  }
+}
+
+// The paper's CoOp row is the CoCoOp paper's CoOp run: "a photo of a", 200 epochs, 50 on ImageNet.
+TEST_F(MethodRecipesTest, PaperCoopIsTheCocoopPapersRecipe) {
+  Json caltech = Resolve("coop", {{"dataset", "caltech101"}});
+  EXPECT_EQ(caltech["epochs"], 200);
+  EXPECT_EQ(caltech["n_ctx"], 4);
+  EXPECT_EQ(caltech["ctx_init"], "a photo of a");
+  EXPECT_EQ(caltech["batch_size"], 32);
+  EXPECT_DOUBLE_EQ(caltech["lr"].get<double>(), 0.002);
+  EXPECT_EQ(caltech["class_name_underscores"], false);
+  EXPECT_EQ(Resolve("coop", {{"dataset", "imagenet"}})["epochs"], 50);
+  Json transfer = Resolve("coop", {{"dataset", "caltech101"}, {"protocol", "cross_dataset"}});
+  EXPECT_EQ(transfer["source_dataset"], "imagenet");
+  EXPECT_EQ(transfer["epochs"], 50);
+  EXPECT_EQ(transfer["ctx_init"], "a photo of a");
+}
+
+TEST_F(MethodRecipesTest, OfficialCoopIsAtpromptsVanillaScriptWithUnderscores) {
+  Json official = Resolve("coop", {{"dataset", "oxford_pets"}, {"compat", "official"}});
+  EXPECT_EQ(official["epochs"], 200);
+  EXPECT_EQ(official["n_ctx"], 16);
+  EXPECT_EQ(official["ctx_init"], "");
+  EXPECT_EQ(official["class_name_underscores"], true);
+  // With ATPrompt the official trainer replaces '_' before building prompts.
+  EXPECT_EQ(Resolve("coop", {{"dataset", "oxford_pets"}, {"compat", "official"}, {"atprompt", true}})
+                ["class_name_underscores"],
+            false);
+}
+
+TEST_F(MethodRecipesTest, AtpromptRowsFollowThePerDatasetTable) {
+  Json dtd = Resolve("coop", {{"dataset", "dtd"}, {"atprompt", true}});
+  EXPECT_EQ(dtd["epochs"], 100);
+  EXPECT_EQ(dtd["n_ctx"], 4);
+  EXPECT_EQ(dtd["attribute_ctx"], 4);
+  EXPECT_EQ(dtd["ctx_init"], "");
+  Json ucf = Resolve("dept", {{"dataset", "ucf101"}, {"atprompt", true}});
+  EXPECT_DOUBLE_EQ(ucf["weight"].get<double>(), 0.5);
+  Json maple_xd = Resolve("maple", {{"dataset", "dtd"}, {"atprompt", true}, {"protocol", "cross_dataset"}});
+  EXPECT_EQ(maple_xd["n_ctx"], 4);
+  EXPECT_EQ(maple_xd["epochs"], 2);
+  EXPECT_EQ(maple_xd["depth"], 3);
+  Json maple_xd_official = Resolve(
+      "maple", {{"dataset", "dtd"}, {"atprompt", true}, {"protocol", "cross_dataset"}, {"compat", "official"}});
+  EXPECT_EQ(maple_xd_official["n_ctx"], 2);
+  EXPECT_EQ(maple_xd_official["attribute_ctx"], 4);
+  EXPECT_EQ(maple_xd_official["epochs"], 3);
+}
+
+TEST_F(MethodRecipesTest, ExplicitValuesWinOverTheRecipe) {
+  Json coop = Resolve("coop", {{"dataset", "dtd"}, {"ctx_init", ""}, {"n_ctx", 16}, {"epochs", 3}, {"lr", 1}});
+  EXPECT_EQ(coop["n_ctx"], 16);
+  EXPECT_EQ(coop["epochs"], 3);
+  EXPECT_TRUE(coop["lr"].is_number_float());
+  // A phrase sets one soft token per word.
+  EXPECT_EQ(Resolve("coop", {{"dataset", "dtd"}, {"ctx_init", "a photo"}})["n_ctx"], 2);
+}
+
+TEST_F(MethodRecipesTest, NctxThatContradictsCtxInitIsRejected) {
+  Result<Json> r = ResolveMethodParams(*FindMethod("coop"), {{"dataset", "dtd"}, {"n_ctx", 16}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("ctx_init = \"\""), std::string::npos) << r.status().message();
+}
+
+// Sweeps written when 0 meant "the official value" now get an error that says what to do.
+TEST_F(MethodRecipesTest, ZeroIsNoLongerTheRecipeMarker) {
+  Result<Json> r = ResolveMethodParams(*FindMethod("maple"), {{"dataset", "dtd"}, {"epochs", 0}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("'epochs'"), std::string::npos);
+  EXPECT_NE(r.status().message().find("leave it out"), std::string::npos) << r.status().message();
+}
+
+TEST_F(MethodRecipesTest, PaperAttributesFilledUnlessASearchRunsUpstream) {
+  Json params = Resolve("coop", {{"dataset", "caltech101"}, {"atprompt", true}});
+  Json searched = params;
+  ASSERT_TRUE(ResolvePaperAttributes(&searched, true).ok());
+  EXPECT_TRUE(searched["attributes"].empty());
+  ASSERT_TRUE(ResolvePaperAttributes(&params, false).ok());
+  EXPECT_EQ(params["attributes"], Json({"shape", "size"}));
+}
+
+TEST_F(MethodRecipesTest, LaterRulesOverrideEarlierOnes) {
+  RecipeBook book({{{"coop"}, {{"epochs", 1}, {"n_ctx", 3}}, "a"},
+                   {{"coop", RecipeMatch::Variant::kAny, RecipeMatch::Setting::kAny, "", "dtd"}, {{"epochs", 7}}, "b"}});
+  RecipeKey key{"coop", false, "base2novel", "paper", "dtd"};
+  EXPECT_EQ(book.ValuesFor(key), Json({{"epochs", 7}, {"n_ctx", 3}}));
+  EXPECT_EQ(book.SourcesFor(key), (std::vector<std::string>{"a", "b"}));
+  key.training_dataset = "eurosat";
+  EXPECT_EQ(book.ValuesFor(key)["epochs"], 1);
+}
+
+}  // namespace
+}  // namespace atp
