@@ -85,6 +85,7 @@ Status Coordinator::Dispatch(const Assignment& assignment) {
   Json body = {{"job_id", job.id},
                {"attempt_id", attempt_id},
                {"attempt", job.attempts + 1},
+               {"attempt_number", job.total_attempts},  // the attempt row's number: names its log
                {"spec", job.spec.ToJson()},
                {"upstream", upstream},
                {"ranks", assignment.ranks},
@@ -181,11 +182,29 @@ Status Coordinator::EndAttempt(LiveAttempt attempt, const Json& outcome) {
   const std::string class_name = outcome.value("failure_class", "error");
   FailureClass failure = ParseFailureClass(class_name).value_or(FailureClass::kError);
   const std::string message = outcome.value("message", "no message");
-  const RetryRule& rule = job.spec.retry.rule(failure);
+  if (outcome.value("discard_checkpoint", false) && !job.checkpoint.empty()) {
+    ATP_RETURN_IF_ERROR(store_->DiscardCheckpoint(job.id, attempt.attempt_id, message));
+    job.checkpoint.clear();
+  }
+  // A full disk is the run's problem, not the job's: every job would fail the same way and
+  // spend its retries in seconds. The attempt is not counted and the run stops (exit 3); the
+  // relaunch, once there is space, continues.
+  const bool no_space_left = outcome.value("no_space_left", false);
+  if (no_space_left && !preempting_) {
+    preempting_ = true;
+    reporter_->Message("no space left on device for job " + ShortKey(job.key) + " (" + message +
+                       "): stopping the run; free space under " + options_.jobs_dir +
+                       " and relaunch the same command to continue");
+    Broadcast(static_cast<int>(MessageType::kPreempt));
+  }
+  RetryRule rule = job.spec.retry.rule(failure);
+  if (no_space_left) rule = RetryRule{true, false};
   const int counted = job.attempts + (rule.counts_attempt ? 1 : 0);
   JobState next = JobState::kPending;
   std::string verdict;
-  if (!rule.retry) {
+  if (no_space_left) {
+    verdict = "not counted (no space left on device); the run stops";
+  } else if (!rule.retry) {
     next = JobState::kFailed;
     verdict = "not retried (" + class_name + " is terminal)";
   } else if (rule.counts_attempt && counted >= job.spec.retry.max_attempts) {
@@ -368,8 +387,14 @@ Result<RunSummary> Coordinator::Run(const Sweep& sweep) {
     order_.push_back(record.id);
     jobs_.emplace(record.id, std::move(record));
   }
+  // Jobs below a job that failed outside a live attempt (lost with the run too often, see
+  // RecoverInterruptedAttempts) are blocked here, in the database too: otherwise they would
+  // stay pending forever and the sweep would never end.
   scheduler_->Finalize();
   ATP_RETURN_IF_ERROR(store_->BeginBatch());
+  for (const auto& blocked : scheduler_->TakeBlockedAtStart()) {
+    ATP_RETURN_IF_ERROR(Block({blocked.job_id}, blocked.cause));
+  }
   ATP_RETURN_IF_ERROR(FailUnschedulable());
   ATP_RETURN_IF_ERROR(store_->CommitBatch());
   reporter_->Message("sweep '" + sweep.name + "': " + std::to_string(jobs_.size()) + " jobs (" +

@@ -38,11 +38,12 @@ void Scheduler::Finalize() {
     for (int64_t down : job.downstream) below = std::max(below, jobs_[down].priority);
     job.priority = job.expected + below;
   }
-  std::vector<int64_t> ignored;
   for (int64_t id : insertion_order_) {
     JobNode& job = jobs_[id];
     if (job.state == JobState::kFailed || job.state == JobState::kBlocked) {
-      for (int64_t down : job.downstream) Block(down, &ignored);
+      std::vector<int64_t> blocked;
+      for (int64_t down : job.downstream) Block(down, &blocked);
+      for (int64_t b : blocked) blocked_at_start_.push_back(BlockedBy{b, id});
     }
   }
   for (int64_t id : insertion_order_) {
@@ -239,6 +240,12 @@ int64_t Scheduler::OnRankLost(int rank) {
     }
   }
   return job;
+}
+
+std::vector<Scheduler::BlockedBy> Scheduler::TakeBlockedAtStart() {
+  std::vector<BlockedBy> out;
+  out.swap(blocked_at_start_);
+  return out;
 }
 
 std::vector<int64_t> Scheduler::TakeUnschedulable() {

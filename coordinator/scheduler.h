@@ -47,8 +47,16 @@ class Scheduler {
   // done jobs satisfy their dependents, failed and blocked jobs block them, pending jobs wait
   // (a recorded 'running' job must have been recovered to pending before).
   void AddJob(const SchedulerJob& job, JobState state);
-  // Computes priorities and the ready set once all jobs are added.
+  // Computes priorities and the ready set once all jobs are added. Pending jobs below a
+  // recorded failed or blocked job are blocked now; TakeBlockedAtStart lists them.
   void Finalize();
+  // The jobs Finalize blocked, each with the failed or blocked job above it: the caller
+  // records them, or they would stay pending in the database.
+  struct BlockedBy {
+    int64_t job_id = 0;
+    int64_t cause = 0;
+  };
+  std::vector<BlockedBy> TakeBlockedAtStart();
 
   // Assigns as many ready jobs as fit onto idle ranks.
   std::vector<Assignment> Schedule();
@@ -123,6 +131,7 @@ class Scheduler {
   std::unordered_map<int, int64_t> job_on_rank_;     // the job a rank is running
   std::unordered_map<int, int64_t> queued_on_rank_;  // the job queued behind it (Prefetch)
   std::vector<int64_t> unschedulable_;
+  std::vector<BlockedBy> blocked_at_start_;
   int64_t ready_count_ = 0;
   int64_t running_ = 0;
   int64_t waiting_ = 0;

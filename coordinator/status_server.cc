@@ -6,6 +6,7 @@
 #include <exception>
 #include <iostream>
 #include <limits>
+#include <map>
 #include <optional>
 #include <string_view>
 #include <system_error>
@@ -243,18 +244,24 @@ struct ServerContext {
   StatusHandler handler;
   std::chrono::steady_clock::duration read_timeout;
   size_t open_connections = 0;  // server thread only
+  std::map<asio::ip::address, size_t> open_by_client;  // server thread only
 };
 
 // One client connection: read a request header, answer, repeat while the client keeps
 // the connection alive. Lives as long as one of its asynchronous operations is pending.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket socket, ServerContext* context)
-      : stream_(std::move(socket)), context_(context),
+  Connection(tcp::socket socket, asio::ip::address client, ServerContext* context)
+      : stream_(std::move(socket)), context_(context), client_(client),
         buffer_(context->options.max_request_bytes) {
     ++context_->open_connections;
+    ++context_->open_by_client[client_];
   }
-  ~Connection() { --context_->open_connections; }
+  ~Connection() {
+    --context_->open_connections;
+    auto it = context_->open_by_client.find(client_);
+    if (it != context_->open_by_client.end() && --it->second == 0) context_->open_by_client.erase(it);
+  }
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
@@ -337,6 +344,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   beast::tcp_stream stream_;
   ServerContext* context_;
+  asio::ip::address client_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::empty_body>> parser_;
   std::string out_;
@@ -360,10 +368,18 @@ class Listener {
         return;
       }
       try {
-        if (context_->open_connections >= context_->options.max_connections) {
-          Refuse(socket);
+        beast::error_code peer_ec;
+        const asio::ip::address client = socket.remote_endpoint(peer_ec).address();
+        auto held = context_->open_by_client.find(client);
+        const size_t held_by_client = held == context_->open_by_client.end() ? 0 : held->second;
+        if (peer_ec) {
+          Refuse(socket);  // already gone
+        } else if (held_by_client >= context_->options.max_connections_per_client) {
+          Refuse(socket, "this client holds too many open connections; close some, then retry");
+        } else if (context_->open_connections >= context_->options.max_connections) {
+          Refuse(socket, "the status server has too many open connections; retry");
         } else {
-          std::make_shared<Connection>(std::move(socket), context_)->Start();
+          std::make_shared<Connection>(std::move(socket), client, context_)->Start();
         }
       } catch (const std::exception& e) {
         std::cerr << "atp status server: dropped a connection: " << e.what() << "\n";
@@ -375,13 +391,11 @@ class Listener {
  private:
   // Answers without waiting and without holding the socket: the point is to spend nothing
   // on a client while the server is full. The answer is small enough for any send buffer.
-  static void Refuse(tcp::socket& socket) {
-    static const std::string kAnswer = Serialize(
-        JsonError(503, "Unavailable", "the status server has too many open connections; retry"),
-        /*head_only=*/false, /*keep_alive=*/false);
+  static void Refuse(tcp::socket& socket, const char* why = "connection refused") {
+    const std::string answer = Serialize(JsonError(503, "Unavailable", why), /*head_only=*/false, /*keep_alive=*/false);
     beast::error_code ignored;
     socket.non_blocking(true, ignored);
-    socket.write_some(asio::buffer(kAnswer), ignored);
+    socket.write_some(asio::buffer(answer), ignored);
     socket.shutdown(tcp::socket::shutdown_both, ignored);
     socket.close(ignored);
   }
@@ -449,8 +463,9 @@ Status StatusServer::Start() {
                            std::to_string(s.options.read_timeout_s) +
                            "; give a number of seconds in (0, 86400] (default 10)");
   }
-  if (s.options.max_connections == 0) {
-    return InvalidArgument("status server on " + where + ": max_connections is 0; give at least 1");
+  if (s.options.max_connections == 0 || s.options.max_connections_per_client == 0) {
+    return InvalidArgument("status server on " + where +
+                           ": max_connections and max_connections_per_client must be at least 1");
   }
 
   auto io = std::make_unique<asio::io_context>(1);

@@ -34,8 +34,12 @@ struct StatusServerOptions {
   size_t max_request_bytes = 16 * 1024;
   double read_timeout_s = 10;       // a client that sends nothing is dropped
   // Connections held at once, idle keep-alive ones included; more are answered 503 and
-  // closed, so a misbehaving client cannot use up the coordinator's file descriptors.
+  // closed, so misbehaving clients cannot use up the coordinator's file descriptors.
   size_t max_connections = 256;
+  // Connections one client address may hold at once: a client that keeps reconnecting (or
+  // holds connections open) is answered 503 itself and cannot make the server unavailable
+  // to everyone else.
+  size_t max_connections_per_client = 64;
 };
 
 class StatusServer {

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <unordered_map>
 #include <utility>
 
@@ -376,10 +377,19 @@ std::string LockHolder(int fd) {
   return holder.empty() ? "unknown process" : holder;
 }
 
-// Takes `<db>.lock` exclusively without waiting. flock locks belong to the open file, so
-// the lock disappears with the process however it dies: no stale lock to clean up by hand.
+// The lock file of a database: beside its real file, so that every path reaching the same
+// file (a symlink, "a/../b", a relative path) takes the same lock.
+std::string WriterLockPath(const std::string& db_path) {
+  std::error_code ec;
+  std::filesystem::path real = std::filesystem::weakly_canonical(db_path, ec);
+  if (ec) return db_path + ".lock";
+  return real.string() + ".lock";
+}
+
+// Takes the database's lock file exclusively without waiting. flock locks belong to the open
+// file, so the lock disappears with the process however it dies: no stale lock to clean up.
 Result<int> AcquireWriterLock(const std::string& db_path) {
-  const std::string lock_path = db_path + ".lock";
+  const std::string lock_path = WriterLockPath(db_path);
   const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) {
     return IoError("cannot open the writer lock file " + lock_path + ": " + std::strerror(errno) +
@@ -1006,6 +1016,20 @@ Status Store::RecordCheckpoint(int64_t job_id, int64_t attempt_id, const std::st
   ATP_SQLITE_CHECK(db_, insert->Bind(1, job_id).BindOptional(2, OptionalId(attempt_id)).Bind(3, path).Bind(4, now).Run());
   ATP_SQLITE_CHECK(db_, AppendEvent(*statements_, now, epoch_, job_id, OptionalId(attempt_id), "checkpoint", nullptr,
                                     Json{{"path", path}}));
+  ATP_SQLITE_CHECK(db_, transaction.Release());
+  return Status::Ok();
+}
+
+Status Store::DiscardCheckpoint(int64_t job_id, int64_t attempt_id, const std::string& reason) {
+  const double now = WallTimeSeconds();
+  Savepoint transaction(db_);
+  ATP_SQLITE_CHECK(db_, transaction.Begin());
+  Statement* update = nullptr;
+  ATP_SQLITE_CHECK(db_, statements_->Get("UPDATE jobs SET checkpoint_path = NULL WHERE id = ?1", &update));
+  ATP_SQLITE_CHECK(db_, update->Bind(1, job_id).Run());
+  if (sqlite3_changes(db_) == 0) return NotFound("job " + std::to_string(job_id) + " is not in the results database");
+  ATP_SQLITE_CHECK(db_, AppendEvent(*statements_, now, epoch_, job_id, OptionalId(attempt_id), "checkpoint_discarded",
+                                    nullptr, Json{{"reason", reason}}));
   ATP_SQLITE_CHECK(db_, transaction.Release());
   return Status::Ok();
 }

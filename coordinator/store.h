@@ -129,6 +129,9 @@ class Store {
   // Progress of an attempt that has already ended is ignored; an unknown attempt is NotFound.
   Status UpdateProgress(int64_t attempt_id, int64_t step, int64_t total);
   Status RecordCheckpoint(int64_t job_id, int64_t attempt_id, const std::string& path);
+  // The job's checkpoint could not be read by `attempt_id`: the next attempt starts afresh.
+  // Recorded as a "checkpoint_discarded" event with the reason.
+  Status DiscardCheckpoint(int64_t job_id, int64_t attempt_id, const std::string& reason);
   // Attempt -> done, job -> done with metrics, outputs, artifacts and duration.
   Status CompleteAttempt(int64_t attempt_id, int64_t job_id, const JobOutcome& outcome);
   // Attempt -> failed with class and message; job -> `next` (pending to retry, or failed);

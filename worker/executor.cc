@@ -1,5 +1,6 @@
 #include "worker/executor.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -43,6 +44,11 @@ bool LooksLikeOutOfMemory(const std::string& message) {
   return false;
 }
 
+bool LooksLikeNoSpaceLeft(const std::string& message) {
+  return message.find(std::strerror(ENOSPC)) != std::string::npos ||  // "No space left on device"
+         message.find(std::strerror(EDQUOT)) != std::string::npos;    // "Disk quota exceeded"
+}
+
 // Sends the job's output to its own log file in its working directory (appending, so that a
 // resumed attempt keeps the earlier attempt's lines).
 void RedirectOutput(const std::string& log_path) {
@@ -61,14 +67,21 @@ Json RunOneJob(const Json& request, FrameChannel& channel, Inbox& inbox, std::at
   const std::string workdir = request.value("workdir", ".");
   std::error_code ec;
   std::filesystem::create_directories(workdir, ec);
+  if (ec == std::errc::no_space_on_device) {
+    return Json{{"ok", false}, {"failure_class", "error"}, {"no_space_left", true},
+                {"message", "cannot create job directory " + workdir + ": " + ec.message()}};
+  }
   if (ec) {
     return Json{{"ok", false}, {"failure_class", "user_error"},
                 {"message", "cannot create job directory " + workdir + ": " + ec.message()}};
   }
   const int attempt = request.value("attempt", 1);
-  const std::string log_path = workdir + "/attempt-" + std::to_string(attempt) + ".log";
+  // The log is named and headed by the attempt's number in the database, which also counts
+  // attempts that used none of the retry budget (preempted, lost); the method sees `attempt`.
+  const int attempt_number = request.value("attempt_number", attempt);
+  const std::string log_path = workdir + "/attempt-" + std::to_string(attempt_number) + ".log";
   RedirectOutput(log_path);
-  std::fprintf(stderr, "[atp] job %s attempt %d: %s %s\n", spec->Key().substr(0, 12).c_str(), attempt,
+  std::fprintf(stderr, "[atp] job %s attempt %d: %s %s\n", spec->Key().substr(0, 12).c_str(), attempt_number,
                spec->method.c_str(), spec->params.dump().c_str());
 
   JobContext::Channel link;
@@ -95,6 +108,10 @@ Json RunOneJob(const Json& request, FrameChannel& channel, Inbox& inbox, std::at
     outcome["ok"] = true;
     outcome["metrics"] = result.metrics;
     outcome["outputs"] = result.outputs;
+  } catch (const UnusableCheckpoint& e) {
+    outcome["failure_class"] = FailureClassName(e.failure_class());
+    outcome["message"] = e.what();
+    outcome["discard_checkpoint"] = true;
   } catch (const JobFailure& e) {
     outcome["failure_class"] = FailureClassName(e.failure_class());
     outcome["message"] = e.what();
@@ -107,6 +124,12 @@ Json RunOneJob(const Json& request, FrameChannel& channel, Inbox& inbox, std::at
   } catch (...) {
     outcome["failure_class"] = "error";
     outcome["message"] = "unknown exception";
+  }
+  // A full disk is no fault of the job: the coordinator stops the run instead of spending
+  // every job's retries on it (see Coordinator::EndAttempt).
+  if (!outcome["ok"].get<bool>() && LooksLikeNoSpaceLeft(outcome.value("message", ""))) {
+    outcome["no_space_left"] = true;
+    outcome["failure_class"] = "error";
   }
   if (!outcome["ok"].get<bool>()) {
     std::fprintf(stderr, "[atp] failed (%s): %s\n", outcome["failure_class"].get<std::string>().c_str(),
@@ -129,6 +152,8 @@ int MaybeRunExecutor(int argc, char** argv) {
   // Terminal signals go to the worker, which asks us to checkpoint; never die from them here.
   signal(SIGINT, SIG_IGN);
   signal(SIGTERM, SIG_IGN);
+  signal(SIGUSR1, SIG_IGN);  // scancel --signal=USR1 reaches every process of the step
+  signal(SIGUSR2, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
   RegisterBuiltinMethods();
 

@@ -21,4 +21,14 @@ class JobFailure : public std::runtime_error {
   FailureClass failure_class_;
 };
 
+// The checkpoint the job was asked to resume from cannot be used (damaged, cut short, written
+// for another configuration). Not the user's input: the attempt fails as "error" and the
+// coordinator forgets the checkpoint, so the next attempt starts afresh rather than failing
+// the same way for good.
+class UnusableCheckpoint : public JobFailure {
+ public:
+  explicit UnusableCheckpoint(const std::string& message)
+      : JobFailure(FailureClass::kError, "cannot resume from its checkpoint: " + message) {}
+};
+
 }  // namespace atp

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <thread>
 
 #include "worker/executor.h"
@@ -25,8 +26,18 @@ std::string SignalDescription(int sig) {
 
 }  // namespace
 
-JobRunner::JobRunner(std::string executor_binary, Clock* clock)
-    : executor_binary_(std::move(executor_binary)), clock_(clock) {}
+int64_t JobRunner::SystemOomKills() {
+  std::ifstream in("/proc/vmstat");
+  std::string name;
+  int64_t value = 0;
+  while (in >> name >> value) {
+    if (name == "oom_kill") return value;
+  }
+  return -1;
+}
+
+JobRunner::JobRunner(std::string executor_binary, Clock* clock, OomKillCounter oom_kills)
+    : executor_binary_(std::move(executor_binary)), clock_(clock), oom_kills_(std::move(oom_kills)) {}
 
 JobRunner::~JobRunner() { KillExecutor(); }
 
@@ -59,6 +70,7 @@ Status JobRunner::SpawnExecutor() {
   socket_fd_ = fds[0];
   channel_ = std::make_unique<FrameChannel>(socket_fd_);
   killed_by_us_ = false;
+  oom_kills_at_start_ = oom_kills_ ? oom_kills_() : -1;
   return Status::Ok();
 }
 
@@ -78,6 +90,7 @@ Status JobRunner::Start(const JobRequest& request, GroupCommunicator* group, int
   Json run = {{"type", "run"},
               {"spec", request.spec},
               {"attempt", request.attempt},
+              {"attempt_number", request.attempt_number > 0 ? request.attempt_number : request.attempt},
               {"upstream", request.upstream},
               {"workdir", request.workdir},
               {"resume", request.resume},
@@ -117,8 +130,19 @@ Json JobRunner::ReapDeadExecutor(const std::string& context) {
     int sig = WTERMSIG(status);
     message = "job process killed by " + SignalDescription(sig);
     if (sig == SIGKILL && !killed_by_us_) {
-      failure_class = "oom";
-      message += "; nothing in atp sent it, which is how the kernel's out-of-memory killer ends a process";
+      // Not from atp: the kernel's out-of-memory killer, or someone else (kill -9, a
+      // scheduler). The kernel counts its kills; only a count that went up says "oom".
+      const int64_t now = oom_kills_ ? oom_kills_() : -1;
+      if (oom_kills_at_start_ >= 0 && now > oom_kills_at_start_) {
+        failure_class = "oom";
+        message += "; the kernel's out-of-memory killer ended a process meanwhile (oom_kill count " +
+                   std::to_string(oom_kills_at_start_) + " -> " + std::to_string(now) + ")";
+      } else if (oom_kills_at_start_ >= 0) {
+        message += " from outside atp; not the out-of-memory killer (the kernel's oom_kill count did not change)";
+      } else {
+        message += " from outside atp (the kernel's out-of-memory killer or another process; its oom_kill count is "
+                   "not readable here)";
+      }
     }
   } else if (waited > 0 && WIFEXITED(status)) {
     message = "job process exited with code " + std::to_string(WEXITSTATUS(status)) + " without reporting a result";

@@ -2,13 +2,14 @@
 // binary in executor mode, in a new process group), hands it one job at a time, relays its
 // events, serves its allreduce requests through the job's group communicator, and watches
 // it: a job that reports no progress for its hang timeout is killed (class "hung"); an
-// executor that dies is classified from its wait status (crash, or oom for a SIGKILL it did
-// not get from us). A crashed, hung or preempted executor is replaced for the next job.
+// executor that dies is classified from its wait status (crash; oom for a SIGKILL it did
+// not get from us while the kernel's count of out-of-memory kills went up). A crashed, hung or preempted executor is replaced for the next job.
 // Not thread-safe: owned by the worker loop.
 #pragma once
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,7 +26,8 @@ namespace atp {
 struct JobRequest {
   int64_t job_id = 0;
   int64_t attempt_id = 0;
-  int attempt = 1;              // attempt number (1-based), seen by the method
+  int attempt = 1;              // counted attempt (1-based), seen by the method
+  int attempt_number = 0;       // the attempt's number in the database (names its log); 0: = attempt
   Json spec;                    // JobSpec::ToJson()
   Json upstream = Json::array();
   std::string workdir;
@@ -35,8 +37,13 @@ struct JobRequest {
 
 class JobRunner {
  public:
+  // How many processes the kernel's out-of-memory killer has ended so far, or -1 when not
+  // known (the system-wide oom_kill count of /proc/vmstat by default).
+  using OomKillCounter = std::function<int64_t()>;
+  static int64_t SystemOomKills();
+
   // `executor_binary`: an atp binary that honours --atp-executor (see executor.h).
-  JobRunner(std::string executor_binary, Clock* clock);
+  JobRunner(std::string executor_binary, Clock* clock, OomKillCounter oom_kills = SystemOomKills);
   ~JobRunner();  // kills the executor
   JobRunner(const JobRunner&) = delete;
   JobRunner& operator=(const JobRunner&) = delete;
@@ -75,6 +82,8 @@ class JobRunner {
   int socket_fd_ = -1;
   std::optional<Running> running_;
   bool killed_by_us_ = false;
+  OomKillCounter oom_kills_;
+  int64_t oom_kills_at_start_ = -1;  // when the current executor was started
 };
 
 }  // namespace atp

@@ -36,6 +36,7 @@ Status Worker::StartJob(const Json& body) {
   request.job_id = body.at("job_id").get<int64_t>();
   request.attempt_id = body.at("attempt_id").get<int64_t>();
   request.attempt = body.value("attempt", 1);
+  request.attempt_number = body.value("attempt_number", 0);
   request.spec = body.at("spec");
   request.upstream = body.value("upstream", Json::array());
   request.workdir = body.value("workdir", "");

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "common/in_process_communicator.h"
@@ -146,6 +147,92 @@ depends_on = [{ stage = "first", match = ["seed"] }]
   EXPECT_EQ(summary->blocked, 1);
   EXPECT_EQ(Query("select attempts||' '||failure_class from jobs where state='failed'"), "2 error");
   EXPECT_NE(Query("select error from jobs where state='blocked'").find("upstream job"), std::string::npos);
+}
+
+// Regression: a job failed outside a live attempt (lost with the run max_lost times, which
+// RecoverInterruptedAttempts records at start-up) left its dependents pending forever: they
+// were blocked in the scheduler's memory only, so every relaunch ended "1 not run".
+TEST_F(CoordinatorTest, DependentsOfAJobFailedBeforeTheRunAreBlockedInTheDatabase) {
+  const std::string toml = R"(
+[sweep]
+name = "t"
+code_version = "1"
+[[stage]]
+name = "first"
+method = "sleep"
+params = { seconds = 0.05, steps = 1 }
+[[stage]]
+name = "second"
+method = "sleep"
+params = { seconds = 0.05, steps = 1 }
+depends_on = [{ stage = "first", match = [] }]
+)";
+  {
+    auto sweep = ParseSweep(toml, "test.toml");
+    ASSERT_TRUE(sweep.ok()) << sweep.status().ToString();
+    auto store = Store::OpenWriter((dir_ / "r.db").string());
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    auto epoch = (*store)->BeginRun(Provenance{});
+    ASSERT_TRUE(epoch.ok()) << epoch.status().ToString();
+    auto submitted = (*store)->SubmitSweep(*sweep);
+    ASSERT_TRUE(submitted.ok()) << submitted.status().ToString();
+    auto jobs = (*store)->LoadSweepJobs(submitted->sweep_id);
+    ASSERT_TRUE(jobs.ok() && jobs->size() == 2);
+    auto attempt = (*store)->StartAttempt(jobs->front().id, *epoch, "n", {1});
+    ASSERT_TRUE(attempt.ok());
+    ASSERT_TRUE((*store)->FailAttempt(*attempt, jobs->front().id, FailureClass::kNodeLost, "lost with the run",
+                                      JobState::kFailed, false)
+                    .ok());
+    ASSERT_TRUE((*store)->EndRun(*epoch, "interrupted").ok());
+  }
+  auto summary = RunSweep(toml, {"a"});
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  EXPECT_EQ(summary->failed, 1);
+  EXPECT_EQ(summary->blocked, 1);
+  EXPECT_EQ(summary->pending, 0);
+  EXPECT_EQ(Query("select state from jobs where stage='second'"), "blocked");
+  EXPECT_EQ(Query("select count(*) from jobs where state in ('pending', 'running')"), "0");
+}
+
+// Regression: a job whose recorded checkpoint was corrupt failed for good as user_error and
+// --retry-failed could not recover it. Now the checkpoint is discarded and the job restarts.
+TEST_F(CoordinatorTest, ACorruptCheckpointIsDiscardedAndTheJobRestartsAfresh) {
+  const std::string toml = R"(
+[sweep]
+name = "t"
+code_version = "1"
+[[stage]]
+name = "only"
+method = "sleep"
+params = { seconds = 0.05, steps = 2 }
+)";
+  const std::string corrupt = (dir_ / "corrupt.json").string();
+  std::ofstream(corrupt) << "{\"step\": ";
+  {
+    auto sweep = ParseSweep(toml, "test.toml");
+    ASSERT_TRUE(sweep.ok()) << sweep.status().ToString();
+    auto store = Store::OpenWriter((dir_ / "r.db").string());
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    auto epoch = (*store)->BeginRun(Provenance{});
+    auto submitted = (*store)->SubmitSweep(*sweep);
+    ASSERT_TRUE(epoch.ok() && submitted.ok());
+    auto jobs = (*store)->LoadSweepJobs(submitted->sweep_id);
+    ASSERT_TRUE(jobs.ok() && jobs->size() == 1);
+    auto attempt = (*store)->StartAttempt(jobs->front().id, *epoch, "n", {1});
+    ASSERT_TRUE(attempt.ok());
+    ASSERT_TRUE((*store)->RecordCheckpoint(jobs->front().id, *attempt, corrupt).ok());
+    ASSERT_TRUE((*store)->FailAttempt(*attempt, jobs->front().id, FailureClass::kPreempted, "stopped",
+                                      JobState::kPending, false)
+                    .ok());
+    ASSERT_TRUE((*store)->EndRun(*epoch, "interrupted").ok());
+  }
+  auto summary = RunSweep(toml, {"a"});
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  EXPECT_EQ(summary->done, 1);
+  EXPECT_EQ(Query("select group_concat(coalesce(failure_class, state), ' ') from attempts order by number"),
+                  "preempted error done");
+  EXPECT_EQ(Query("select count(*) from events where kind = 'checkpoint_discarded'"), "1");
+  EXPECT_EQ(Query("select value from metrics where name = 'resumed_from_step'"), "0.0");
 }
 
 TEST_F(CoordinatorTest, StopRequestPreemptsRunningJobsWithoutSpendingRetries) {

@@ -34,9 +34,19 @@ constexpr auto kClientTimeout = std::chrono::seconds(10);
 // A plain blocking-socket HTTP client for loopback, with deadlines.
 class Client {
  public:
-  explicit Client(uint16_t port) {
+  // `source`: the client's own address (any of 127.0.0.0/8 is this machine).
+  explicit Client(uint16_t port, const char* source = nullptr) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     if (fd_ < 0) throw std::runtime_error("socket() failed");
+    if (source != nullptr) {
+      sockaddr_in local{};
+      local.sin_family = AF_INET;
+      ::inet_pton(AF_INET, source, &local.sin_addr);
+      if (::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) {
+        ::close(fd_);
+        throw std::runtime_error(std::string("bind() to ") + source + " failed");
+      }
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
@@ -433,6 +443,29 @@ TEST_F(StatusServerTest, ConnectionsBeyondTheLimitAre503) {
     if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_EQ(status, 200);
+}
+
+// Regression: the only cap was on all connections together, so one client that kept
+// reconnecting (or held connections open) made the server answer 503 to everyone.
+TEST_F(StatusServerTest, OneClientBeyondItsShareIs503WhileOthersAreServed) {
+  StatusServerOptions options;
+  options.max_connections = 10;
+  options.max_connections_per_client = 2;
+  StartServer(nullptr, options);
+  Client idle1(server_->port(), "127.0.0.1");
+  Client idle2(server_->port(), "127.0.0.1");
+  ASSERT_TRUE(idle1.Send("GET /api/a HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(idle2.Send("GET /api/b HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_EQ(ParseOnly(idle1.ReadResponse()).status, 200);
+  ASSERT_EQ(ParseOnly(idle2.ReadResponse()).status, 200);
+  Client greedy(server_->port(), "127.0.0.1");
+  ASSERT_TRUE(greedy.Send("GET /api/c HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const HttpResponse refused = ParseOnly(greedy.ReadResponse());
+  EXPECT_EQ(refused.status, 503);
+  EXPECT_NE(refused.body.find("this client"), std::string::npos) << refused.body;
+  Client other(server_->port(), "127.0.0.2");
+  ASSERT_TRUE(other.Send("GET /api/d HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_EQ(ParseOnly(other.ReadResponse()).status, 200);
 }
 
 TEST_F(StatusServerTest, ManyConcurrentClientsAllSucceed) {

@@ -163,6 +163,26 @@ TEST_F(StoreTest, SecondWriterIsRefusedAndTheMessageNamesTheLockFile) {
   EXPECT_NE(second.status().message().find("pid " + std::to_string(getpid())), std::string::npos);
 }
 
+// Regression: a second coordinator reaching the same database through a symlink or another
+// spelling of its path took a lock file of its own, and only SQLite's busy timeout stopped it
+// (10 s later, after it had begun marking the live run's attempts lost).
+TEST_F(StoreTest, ASecondWriterThroughAnotherPathToTheSameFileIsRefused) {
+  auto first = OpenStore();
+  ASSERT_NE(first, nullptr);
+  std::filesystem::create_symlink(db_path_, dir_ + "/link.db");
+  std::filesystem::create_directories(dir_ + "/sub");
+  std::filesystem::create_directory_symlink(dir_, dir_ + "/alias");
+  for (const std::string& other : {dir_ + "/link.db", dir_ + "/sub/../results.db", dir_ + "/alias/results.db"}) {
+    SCOPED_TRACE(other);
+    const auto start = std::chrono::steady_clock::now();
+    auto second = Store::OpenWriter(other);
+    ASSERT_FALSE(second.ok());
+    EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition) << second.status().ToString();
+    EXPECT_NE(second.status().message().find("another coordinator"), std::string::npos) << second.status().message();
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 2.0);
+  }
+}
+
 TEST_F(StoreTest, LockIsReleasedWhenTheWriterCloses) {
   ASSERT_NE(OpenStore(), nullptr);  // destroyed at once
   EXPECT_NE(OpenStore(), nullptr);

@@ -203,11 +203,29 @@ TEST_F(JobRunnerTest, ExitWithoutResultIsClassifiedAsCrash) {
   EXPECT_NE(finished.value("message", "").find("code 3"), std::string::npos) << finished.dump();
 }
 
-TEST_F(JobRunnerTest, KernelStyleKillIsClassifiedAsOom) {
+TEST_F(JobRunnerTest, ASigkillWhileTheKernelCountsAnOomKillIsClassifiedAsOom) {
+  int64_t kills = 7;
+  runner_ = std::make_unique<JobRunner>(executor_, RealClock(), [&kills] { return kills++; });
   Json finished = Run(SleepJob(Json{{"seconds", 0.01}, {"steps", 1}, {"fail", "oom_kill"}}));
   EXPECT_FALSE(finished.value("ok", true));
   EXPECT_EQ(finished.value("failure_class", ""), "oom");
   EXPECT_NE(finished.value("message", "").find("SIGKILL"), std::string::npos) << finished.dump();
+  EXPECT_NE(finished.value("message", "").find("out-of-memory killer"), std::string::npos) << finished.dump();
+}
+
+// Regression: an executor killed by SIGKILL from outside (kill -9, a scheduler) was recorded
+// as "oom" although the kernel's out-of-memory killer had not acted.
+TEST_F(JobRunnerTest, ASigkillFromOutsideIsACrashNotOom) {
+  runner_ = std::make_unique<JobRunner>(executor_, RealClock(), [] { return int64_t{7}; });
+  Json finished = Run(SleepJob(Json{{"seconds", 0.01}, {"steps", 1}, {"fail", "oom_kill"}}));
+  EXPECT_EQ(finished.value("failure_class", ""), "crash") << finished.dump();
+  EXPECT_NE(finished.value("message", "").find("not the out-of-memory killer"), std::string::npos) << finished.dump();
+  // The real counter, where the kernel offers one, reads the same way.
+  if (JobRunner::SystemOomKills() >= 0) {
+    runner_ = std::make_unique<JobRunner>(executor_, RealClock());
+    EXPECT_EQ(Run(SleepJob(Json{{"seconds", 0.01}, {"steps", 1}, {"fail", "oom_kill"}})).value("failure_class", ""),
+              "crash");
+  }
 }
 
 TEST_F(JobRunnerTest, BadAllocIsClassifiedAsOom) {
@@ -332,10 +350,57 @@ TEST_F(JobRunnerTest, ResumesFromTheCheckpointOfAStoppedJob) {
   EXPECT_DOUBLE_EQ(finished.at("metrics").at("resumed_from_step").get<double>(), static_cast<double>(saved_step));
 }
 
-TEST_F(JobRunnerTest, MissingResumeCheckpointIsAUserError) {
+// Regression: a missing or corrupt checkpoint failed its job for good as user_error, and
+// --retry-failed could not recover it (the next attempt read the same checkpoint). Now the
+// attempt fails as "error" and asks the coordinator to forget the checkpoint.
+TEST_F(JobRunnerTest, AnUnusableResumeCheckpointFailsTheAttemptAndIsDiscarded) {
   JobRequest request = SleepJob(Json{{"seconds", 0.01}, {"steps", 1}});
   request.resume = dir_ + "/no-such-checkpoint.json";
-  EXPECT_EQ(Run(request).value("failure_class", ""), "user_error");
+  Json missing = Run(request);
+  EXPECT_EQ(missing.value("failure_class", ""), "error") << missing.dump();
+  EXPECT_TRUE(missing.value("discard_checkpoint", false)) << missing.dump();
+  for (const std::string& corrupt : {std::string("{\"step\": "), std::string("{\"step\": -4}"), std::string("\x01\x02")}) {
+    std::ofstream(dir_ + "/corrupt.json", std::ios::trunc) << corrupt;
+    JobRequest again = SleepJob(Json{{"seconds", 0.01}, {"steps", 1}});
+    again.resume = dir_ + "/corrupt.json";
+    Json finished = Run(again);
+    EXPECT_EQ(finished.value("failure_class", ""), "error") << finished.dump();
+    EXPECT_TRUE(finished.value("discard_checkpoint", false)) << finished.dump();
+    EXPECT_NE(finished.value("message", "").find("cannot resume from its checkpoint"), std::string::npos);
+  }
+}
+
+// Regression: a retry after preemption wrote "attempt 1" into attempt-1.log while the database
+// numbered it attempt 2 (preempted attempts use none of the retry budget).
+TEST_F(JobRunnerTest, TheLogIsNamedByTheDatabaseAttemptNumber) {
+  JobRequest request = SleepJob(Json{{"seconds", 0.01}, {"steps", 1}});
+  request.attempt = 1;         // counted attempts so far + 1: what the method sees
+  request.attempt_number = 2;  // the first attempt was preempted
+  Json finished = Run(request);
+  ASSERT_TRUE(finished.value("ok", false)) << finished.dump();
+  const std::string log = request.workdir + "/attempt-2.log";
+  ASSERT_TRUE(fs::exists(log)) << log;
+  EXPECT_NE(ReadFile(log).find("attempt 2:"), std::string::npos) << ReadFile(log);
+  EXPECT_FALSE(fs::exists(request.workdir + "/attempt-1.log"));
+}
+
+// Regression: a job whose directory was out of space failed with an error that never said
+// so, and spent its retries in seconds. The executor now says "No space left on device" and
+// flags the outcome, on which the coordinator stops the run without counting the attempt.
+TEST_F(JobRunnerTest, AFullDiskIsNamedAndFlagged) {
+  JobRequest request = SleepJob(Json{{"seconds", 1.0}, {"steps", 2}});
+  fs::create_directories(request.workdir);
+  Start(request);
+  // The sleep method writes its checkpoint through "<workdir>/checkpoint.json.tmp.<pid>";
+  // pointing that name at /dev/full makes every write fail with ENOSPC.
+  const std::string temp = request.workdir + "/checkpoint.json.tmp." + std::to_string(runner_->executor_pid());
+  ASSERT_EQ(::symlink("/dev/full", temp.c_str()), 0) << std::strerror(errno);
+  std::vector<Json> events = RunToEnd();
+  ASSERT_FALSE(events.empty());
+  const Json& finished = events.back();
+  EXPECT_FALSE(finished.value("ok", true));
+  EXPECT_TRUE(finished.value("no_space_left", false)) << finished.dump();
+  EXPECT_NE(finished.value("message", "").find("No space left on device"), std::string::npos) << finished.dump();
 }
 
 TEST_F(JobRunnerTest, TwoRankJobReducesThroughTheGroupCommunicator) {

@@ -3,7 +3,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -11,32 +13,29 @@
 #include <stdexcept>
 #include <thread>
 
+#include "common/atomic_file.h"
 #include "worker/job_failure.h"
 
 namespace atp {
 namespace {
 
-int64_t ReadCheckpointStep(const std::string& path) {
+int64_t ReadCheckpointStep(const std::string& path, int64_t steps) {
   std::ifstream in(path);
-  if (!in) throw JobFailure(FailureClass::kUserError, "cannot read checkpoint " + path);
+  if (!in) throw UnusableCheckpoint("cannot read " + path + ": " + std::strerror(errno));
   Json checkpoint = Json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (checkpoint.is_discarded() || !checkpoint.contains("step")) {
-    throw JobFailure(FailureClass::kUserError, "checkpoint " + path + " is not a sleep checkpoint");
+  if (checkpoint.is_discarded() || !checkpoint.contains("step") || !checkpoint["step"].is_number_integer() ||
+      checkpoint["step"].get<int64_t>() < 0 || checkpoint["step"].get<int64_t>() > steps) {
+    throw UnusableCheckpoint(path + " is not a sleep checkpoint of at most " + std::to_string(steps) + " steps");
   }
   return checkpoint["step"].get<int64_t>();
 }
 
-// Written to a temporary name and renamed, so a reader never sees half a checkpoint.
+// Written atomically, so a reader never sees half a checkpoint; errors carry the system's
+// reason ("No space left on device").
 std::string WriteCheckpoint(const std::string& workdir, int64_t step) {
   std::string path = workdir + "/checkpoint.json";
-  std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << Json{{"step", step}}.dump() << "\n";
-    out.flush();
-    if (!out) throw std::runtime_error("cannot write checkpoint " + temporary);
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + temporary);
+  Status written = WriteFileAtomically(path, Json{{"step", step}}.dump() + "\n");
+  if (!written.ok()) throw std::runtime_error("checkpoint: " + written.message());
   return path;
 }
 
@@ -69,7 +68,7 @@ MethodResult RunSleepMethod(JobContext& context) {
   const int64_t fail_at_step = p.value("fail_at_step", 0);
 
   int64_t start_step = 0;
-  if (!context.resume_checkpoint().empty()) start_step = ReadCheckpointStep(context.resume_checkpoint());
+  if (!context.resume_checkpoint().empty()) start_step = ReadCheckpointStep(context.resume_checkpoint(), steps);
 
   const auto step_duration = std::chrono::duration<double>(seconds / static_cast<double>(steps));
   context.ReportProgress(start_step, steps);

@@ -83,8 +83,13 @@ Result<TrainSummary> Trainer::Train(const std::vector<data::Datum>& items) {
   TrainSummary summary;
   int64_t start_epoch = 0;
   if (!hooks_.resume_checkpoint.empty()) {
-    ATP_ASSIGN_OR_RETURN(train::TrainingCheckpoint checkpoint, train::LoadTrainingCheckpoint(hooks_.resume_checkpoint));
-    ATP_RETURN_IF_ERROR(model_->LoadStateDict(checkpoint.state_dict));
+    // A checkpoint that cannot be read or does not fit this model is the attempt's problem,
+    // not the user's: the next attempt starts afresh (UnusableCheckpoint).
+    Result<train::TrainingCheckpoint> loaded = train::LoadTrainingCheckpoint(hooks_.resume_checkpoint);
+    if (!loaded.ok()) throw UnusableCheckpoint(loaded.status().message());
+    train::TrainingCheckpoint& checkpoint = *loaded;
+    Status fits = model_->LoadStateDict(checkpoint.state_dict);
+    if (!fits.ok()) throw UnusableCheckpoint(hooks_.resume_checkpoint + ": " + fits.message());
     for (size_t i = 0; i < named.size(); ++i) {
       auto it = checkpoint.momentum.find(named[i].first);
       if (it == checkpoint.momentum.end()) continue;  // no step taken yet for this tensor
