@@ -10,17 +10,27 @@
 // Images are random pixels (decoding and augmentation, identical in both arms, are left
 // out; bench_data measures them).
 // Each figure times at least STEPS steps and at least 2 s.
-// Usage: atp_bench_methods [SIZE=both|tiny|vitb16] [STEPS=3] [THREADS=2]
+// It also prints the BLAS and kernel the process runs on, the kernel's rate on a 2048^3 fp32
+// GEMM through libtorch, and the image tower's achieved rate beside it (the distance to what
+// the machine can do); --threads-sweep prints step and tower times at 1..cores threads.
+// Usage: atp_bench_methods [SIZE=both|tiny|vitb16] [STEPS=3] [THREADS=0: the process's share]
+//                          [--methods coop,dept+atprompt,...] [--threads-sweep]
+// --methods keeps the named methods (a bare name keeps it with and without ATPrompt); the
+// image tower is always measured. ATP_BLAS_CORETYPE and the rest of docs/compute.md apply.
 #include <torch/torch.h>
 
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "common/blas_runtime.h"
 #include "worker/clip/clip_model.h"
+#include "worker/clip/cpu_threads.h"
 #include "worker/clip/tokenizer.h"
 #include "worker/prompt/method_config.h"
 #include "worker/prompt/prompt_methods.h"
@@ -87,6 +97,31 @@ double SecondsPerStep(Step&& step, int min_steps, double min_seconds) {
 
 constexpr double kMinSeconds = 2.0;
 
+// Multiply-adds x 2 of one forward pass of the vision tower on `batch` images: per layer
+// 24 T D^2 (QKV, output projection, 4x MLP) + 4 T^2 D (scores, weighted sum) for T tokens of
+// width D, plus the patch embedding and the final projection.
+double TowerFlops(const clip::ClipOptions& options, int batch) {
+  const double r = options.vision.input_resolution(), p = options.vision.patch_size();
+  const double d = options.vision.width(), layers = options.vision.layers(), out = options.vision.output_dim();
+  const double patches = (r / p) * (r / p), t = patches + 1;
+  const double per_layer = 24 * t * d * d + 4 * t * t * d;
+  return batch * (2 * patches * 3 * p * p * d + layers * per_layer + 2 * d * out);
+}
+
+// GFLOP/s of a 2048^3 fp32 matrix product through libtorch (the BLAS's kernel at its best).
+double GemmGflops(int steps) {
+  torch::Tensor a = torch::randn({2048, 2048}), b = torch::randn({2048, 2048});
+  (void)torch::mm(a, b);
+  const double seconds = SecondsPerStep([&] { (void)torch::mm(a, b); }, steps, kMinSeconds);
+  return 2.0 * 2048 * 2048 * 2048 / seconds / 1e9;
+}
+
+// "coop" keeps coop and coop+atprompt; "coop+atprompt" keeps only that one; empty keeps all.
+bool Selected(const std::set<std::string>& filter, const std::string& method, bool atprompt) {
+  if (filter.empty()) return true;
+  return filter.count(method) || filter.count(method + (atprompt ? "+atprompt" : ""));
+}
+
 struct Row {
   std::string size, method;
   bool atprompt;
@@ -96,10 +131,44 @@ struct Row {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string which = argc > 1 ? argv[1] : "both";
-  const int steps = argc > 2 ? std::atoi(argv[2]) : 3;
-  const int threads = argc > 3 ? std::atoi(argv[3]) : 2;
-  torch::set_num_threads(threads);
+  atp::PrepareComputeProcess(argc, argv, atp::ProcessRole::kCompute);
+  std::vector<std::string> positional;
+  std::set<std::string> filter;
+  bool threads_sweep = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--threads-sweep") {
+      threads_sweep = true;
+    } else if (arg == "--methods" && i + 1 < argc) {
+      std::string list = argv[++i];
+      for (size_t start = 0; start <= list.size();) {
+        size_t comma = list.find(',', start);
+        if (comma == std::string::npos) comma = list.size();
+        if (comma > start) filter.insert(list.substr(start, comma - start));
+        start = comma + 1;
+      }
+    } else if (arg.rfind("--", 0) == 0) {
+      std::fprintf(stderr, "atp_bench_methods: unknown flag %s\n"
+                           "usage: atp_bench_methods [both|tiny|vitb16] [STEPS] [THREADS] [--methods LIST] "
+                           "[--threads-sweep]\n", arg.c_str());
+      return 2;
+    } else {
+      positional.push_back(arg);
+    }
+  }
+  for (const std::string& name : filter) {
+    std::string base = name.substr(0, name.find('+'));
+    if ((base != "coop" && base != "cocoop" && base != "dept" && base != "maple") ||
+        (name != base && name != base + "+atprompt")) {
+      std::fprintf(stderr, "atp_bench_methods: --methods: unknown method '%s' (coop, cocoop, dept, maple, each "
+                           "alone or with +atprompt)\n", name.c_str());
+      return 2;
+    }
+  }
+  const std::string which = positional.size() > 0 ? positional[0] : "both";
+  const int steps = positional.size() > 1 ? std::atoi(positional[1].c_str()) : 3;
+  const int threads = ResolveCpuThreads(positional.size() > 2 ? std::atoi(positional[2].c_str()) : 0);
+  SetCpuThreads(threads);
   auto vocab = clip::ResolveVocabPath("");
   if (!vocab.ok()) {
     std::fprintf(stderr, "atp_bench_methods: %s\n", vocab.status().message().c_str());
@@ -117,6 +186,10 @@ int main(int argc, char** argv) {
 
   std::printf("atp_bench_methods: batch %d, %d classes, fp32, %d threads, at least %d steps and %.0f s per figure\n",
               batch, classes, threads, steps, kMinSeconds);
+  const BlasRuntime blas = CurrentBlasRuntime();
+  const double gemm = GemmGflops(steps);
+  std::printf("BLAS: %s; start-up check %s\nGEMM 2048^3 fp32 through libtorch: %.1f GFLOP/s\n", blas.Summary().c_str(),
+              blas.check.c_str(), gemm);
   std::vector<Row> rows;
   for (const std::string size : {"tiny", "vitb16"}) {
     if (which != "both" && which != size) continue;
@@ -137,10 +210,60 @@ int main(int argc, char** argv) {
           (void)model->EncodeImage(pixels);
         },
         steps, kMinSeconds);
-    std::printf("\n[%s] %s\n  image tower, 32 images: %.3f s\n", size.c_str(), options.ToString().c_str(), tower);
+    const double tower_gflops = TowerFlops(options, batch) / tower / 1e9;
+    std::printf("\n[%s] %s\n  image tower, 32 images: %.3f s, %.1f GFLOP/s = %.0f%% of the GEMM rate\n", size.c_str(),
+                options.ToString().c_str(), tower, tower_gflops, 100.0 * tower_gflops / gemm);
+    if (threads_sweep) {
+      // One owner of the threads (SetCpuThreads): the default should be no slower than any count.
+      MethodConfig config = Config("coop", true, 0);
+      auto made = MakePromptModel(config, model.ptr(), *tokenizer, names);
+      if (!made.ok()) return 1;
+      PromptModel& m = **made;
+      std::vector<torch::Tensor> params;
+      for (auto& [name, t] : m.TrainableParameters()) {
+        t.set_requires_grad(true);
+        params.push_back(t);
+      }
+      torch::optim::SGD sgd(params, torch::optim::SGDOptions(0.002).momentum(0.9));
+      auto cold_step = [&] {
+        torch::Tensor input;
+        {
+          torch::NoGradGuard no_grad;
+          input = model->EncodeImage(pixels);
+        }
+        sgd.zero_grad();
+        m.TrainLoss(input, labels, batch).backward();
+        sgd.step();
+      };
+      std::printf("  threads   CoOp+ATPrompt cold step (s)   image tower (s)   CPU s per step\n");
+      for (int t = 1; t <= AvailableCores(); ++t) {
+        SetCpuThreads(t);
+        cold_step();
+        int calls = 0;
+        const std::clock_t cpu0 = std::clock();  // CPU time of every thread of the process
+        const double step_s = SecondsPerStep(
+            [&] {
+              cold_step();
+              ++calls;
+            },
+            steps, kMinSeconds);
+        const double cpu_per_step = static_cast<double>(std::clock() - cpu0) / CLOCKS_PER_SEC / calls;
+        const double tower_s = SecondsPerStep(
+            [&] {
+              torch::NoGradGuard no_grad;
+              (void)model->EncodeImage(pixels);
+            },
+            steps, kMinSeconds);
+        std::printf("  %7d%s %27.3f %17.3f %16.3f\n", t, t == threads ? "*" : " ", step_s, tower_s, cpu_per_step);
+        std::fflush(stdout);
+      }
+      std::printf("  (* the default: this process's share of the cores)\n");
+      SetCpuThreads(threads);
+    }
     std::printf("  %-16s %12s %12s %9s\n", "method", "cold step/s", "warm step/s", "speed-up");
     for (const char* method : {"coop", "cocoop", "dept", "maple"}) {
       for (bool atprompt : {false, true}) {
+        if (!Selected(filter, method, atprompt)) continue;
         MethodConfig config = Config(method, atprompt, size == "tiny" ? 3 : 9);
         auto made = MakePromptModel(config, model.ptr(), *tokenizer, names);
         if (!made.ok()) {
@@ -185,12 +308,14 @@ int main(int argc, char** argv) {
     // The grid: six jobs, the same steps each. Without the cache every job runs cold steps;
     // with it the image tower runs once per batch for all six and each job runs warm steps.
     double without = 0, with = tower;
+    int grid_jobs = 0;
     for (const Row& row : rows) {
       if (row.size != size || row.method == "maple") continue;
       without += row.cold;
       with += row.warm;
+      ++grid_jobs;
     }
-    std::printf("  grid of 6 jobs (CoOp, CoCoOp, DePT ± ATPrompt), per batch position: %.3f s without the cache, "
+    if (grid_jobs == 6) std::printf("  grid of 6 jobs (CoOp, CoCoOp, DePT ± ATPrompt), per batch position: %.3f s without the cache, "
                 "%.3f s with it: %.2fx\n",
                 without, with, without / with);
   }

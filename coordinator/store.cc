@@ -199,6 +199,10 @@ JOIN sweeps s ON s.id = sj.sweep_id
 WHERE a.state IN ('failed', 'lost')
 GROUP BY sj.sweep_id, a.failure_class;
 )sql",
+    // 1 -> 2: the compute environment of a run (BLAS, its kernel, threads per job).
+    R"sql(
+ALTER TABLE runs ADD COLUMN compute_json TEXT NOT NULL DEFAULT '{}';
+)sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == kStoreSchemaVersion, "one migration script per schema version");
@@ -552,13 +556,14 @@ Result<int64_t> Store::BeginRun(const Provenance& provenance) {
   ATP_SQLITE_CHECK(db_, statements_->Get(
                             "INSERT INTO runs (started_at, heartbeat_at, status, atp_version, git_commit, "
                             "libtorch_version, cuda_version, nccl_version, mpi_version, command_line, hosts_json, "
-                            "world_size, pid, hostname) "
-                            "VALUES (?1, ?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                            "world_size, pid, hostname, compute_json) "
+                            "VALUES (?1, ?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                             &insert));
   insert->Bind(1, now).Bind(2, provenance.atp_version).Bind(3, provenance.git_commit);
   insert->Bind(4, provenance.libtorch_version).Bind(5, provenance.cuda_version).Bind(6, provenance.nccl_version);
   insert->Bind(7, provenance.mpi_version).Bind(8, provenance.command_line).Bind(9, DumpJson(Json(provenance.hosts)));
   insert->Bind(10, provenance.world_size).Bind(11, static_cast<int64_t>(::getpid())).Bind(12, HostName());
+  insert->Bind(13, DumpJson(provenance.compute.is_null() ? Json::object() : provenance.compute));
   ATP_SQLITE_CHECK(db_, insert->Run());
   const int64_t epoch = sqlite3_last_insert_rowid(db_);
 

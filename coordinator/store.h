@@ -27,7 +27,7 @@ namespace atp {
 class StatementCache;
 
 // The schema this build creates, migrates to and reads (meta.schema_version; docs/schema.md).
-inline constexpr int kStoreSchemaVersion = 1;
+inline constexpr int kStoreSchemaVersion = 2;
 // PRAGMA application_id of every atp results database ("ATPR"), so tools can tell it apart.
 inline constexpr int32_t kStoreApplicationId = 0x41545052;
 
@@ -42,6 +42,8 @@ struct Provenance {
   std::string command_line;
   std::vector<std::string> hosts;  // hostname of each rank, rank order
   int world_size = 1;
+  // What computes: {"blas": BlasRuntime::ToJson(), "threads_per_job": n} (common/blas_runtime.h).
+  Json compute;
 };
 
 struct SubmitSummary {

@@ -167,6 +167,21 @@ void AppendRunLine(const Json& run, std::string* out) {
   }
 }
 
+// "Compute: OpenBLAS 0.3.21 (pthreads), kernel SkylakeX (selected by atp; ...), 2 threads per job"
+void AppendComputeLine(const Json& run, std::string* out) {
+  if (!run.is_object() || !run.contains("compute") || !run["compute"].is_object()) return;
+  const Json& compute = run["compute"];
+  const Json blas = compute.value("blas", Json::object());
+  if (!blas.is_object() || Text(blas, "library").empty()) return;
+  std::string line = "Compute: " + Text(blas, "library");
+  if (!Text(blas, "kernel").empty()) line += ", kernel " + Text(blas, "kernel");
+  if (!Text(blas, "selection").empty()) line += " (" + Text(blas, "selection") + ")";
+  if (HasNumber(compute, "threads_per_job")) {
+    line += ", " + std::to_string(static_cast<long long>(Number(compute, "threads_per_job"))) + " threads per job";
+  }
+  *out += line + "\n";
+}
+
 void AppendStageTable(const Json& summary, std::string* out) {
   static const char* kStates[] = {"pending", "running", "done", "failed", "blocked", "total"};
   const Json stages = summary.value("stages", Json::array());
@@ -375,7 +390,7 @@ Result<Json> StoreReader::Summary(std::optional<int64_t> sweep_id) {
   Statement run;
   ATP_SQLITE_CHECK(db_, run.Prepare(db_,
                                     "SELECT id, started_at, heartbeat_at, ended_at, status, hosts_json, world_size, "
-                                    "       hostname, pid, atp_version, git_commit "
+                                    "       hostname, pid, atp_version, git_commit, compute_json "
                                     "FROM runs ORDER BY id DESC LIMIT 1"));
   rc = run.Step();
   ATP_SQLITE_CHECK(db_, rc);
@@ -393,6 +408,7 @@ Result<Json> StoreReader::Summary(std::optional<int64_t> sweep_id) {
                           {"pid", run.Int64(8)},
                           {"atp_version", run.Text(9)},
                           {"git_commit", run.Text(10)},
+                          {"compute", run.JsonValue(11, Json::object())},
                           {"heartbeat_age_s", run.IsNull(3) ? Json(now - run.Double(2)) : Json()}};
   } else {
     summary["run"] = nullptr;
@@ -525,6 +541,7 @@ std::string StoreReader::FormatSummary(const Json& summary) {
   out += ": " + std::to_string(static_cast<long long>(Number(sweep, "jobs"))) + " jobs, submitted " +
          FormatTime(Number(sweep, "submitted_at")) + "\n";
   AppendRunLine(summary.value("run", Json()), &out);
+  AppendComputeLine(summary.value("run", Json()), &out);
   out += "\n";
   AppendStageTable(summary, &out);
 

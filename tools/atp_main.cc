@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/blas_runtime.h"
 #include "common/build_info.h"
 #include "tools/query_command.h"
 #include "tools/status_command.h"
@@ -61,6 +62,17 @@ const Subcommand kSubcommands[] = {
 #endif
 };
 
+// Commands whose process multiplies matrices: they run on the BLAS kernel and thread settings
+// PrepareComputeProcess chooses (`version` too, to show them); the others only pass them on.
+bool IsComputeCommand(int argc, char** argv) {
+  if (atp::IsExecutorCommandLine(argc, argv)) return true;
+  if (argc < 2) return false;
+  for (const char* name : {"train", "eval", "pretrain", "clip", "version", "--version"}) {
+    if (std::strcmp(argv[1], name) == 0) return true;
+  }
+  return false;
+}
+
 void PrintUsage(std::FILE* out) {
   std::fprintf(out, "atp %s (%s): prompt-learning experiments on CLIP, run as sweeps\n\nusage: atp COMMAND [options]\n\n",
                ATP_VERSION, ATP_GIT_COMMIT);
@@ -72,6 +84,9 @@ void PrintUsage(std::FILE* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First of all: it may re-execute the process with another environment.
+  atp::PrepareComputeProcess(argc, argv,
+                             IsComputeCommand(argc, argv) ? atp::ProcessRole::kCompute : atp::ProcessRole::kLauncher);
 #if ATP_HAVE_PROMPT_METHODS
   atp::prompt::RegisterPromptMethods();
 #endif
@@ -82,7 +97,8 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   if (!std::strcmp(argv[1], "version") || !std::strcmp(argv[1], "--version")) {
-    std::printf("atp %s (%s)\n", ATP_VERSION, ATP_GIT_COMMIT);
+    std::printf("atp %s (%s)\nBLAS: %s; start-up check %s\n", ATP_VERSION, ATP_GIT_COMMIT,
+                atp::CurrentBlasRuntime().Summary().c_str(), atp::CurrentBlasRuntime().check.c_str());
     return 0;
   }
   for (const auto& c : kSubcommands) {

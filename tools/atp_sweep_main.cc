@@ -1,5 +1,6 @@
 // atp-sweep: runs a sweep (see tools/sweep_command.h). The same binary is the job executor
 // when started with --atp-executor (worker/executor.h).
+#include "common/blas_runtime.h"
 #include "tools/sweep_command.h"
 #include "worker/executor.h"
 #if ATP_HAVE_PROMPT_METHODS
@@ -7,6 +8,11 @@
 #endif
 
 int main(int argc, char** argv) {
+  // Before anything else (it may re-execute the process): executors compute on the chosen BLAS
+  // kernel and threads; the sweep's own ranks only pass that environment on to them.
+  atp::PrepareComputeProcess(argc, argv,
+                             atp::IsExecutorCommandLine(argc, argv) ? atp::ProcessRole::kCompute
+                                                                    : atp::ProcessRole::kLauncher);
 #if ATP_HAVE_PROMPT_METHODS
   atp::prompt::RegisterPromptMethods();
 #endif

@@ -35,8 +35,7 @@ constexpr const char* kUsage =
     "  --out DIR         where the three files go (created if missing; required)\n"
     "  --epochs N        passes over the train split (default 2)\n"
     "  --seed S          seeds initialisation, batch order, captions and shifts (default 1)\n"
-    "  --threads T       CPU threads (default: every core that other processes leave idle,\n"
-    "                    judged from the load average)\n"
+    "  --threads T       CPU threads (default: every core of this process's share)\n"
     "  --force           retrain even when matching outputs exist\n"
     "  --max-train-per-class N, --max-test-per-class N\n"
     "                    use only the first N images of each class (quick runs; default all)\n";

@@ -1,6 +1,8 @@
 #include "tools/provenance.h"
 
+#include "common/blas_runtime.h"
 #include "common/build_info.h"
+#include "common/cpu_share.h"
 #include "common/mpi_communicator.h"
 
 namespace atp {
@@ -18,6 +20,9 @@ Provenance CollectProvenance(int argc, char** argv, int world_size) {
     p.command_line += argv[i];
   }
   p.world_size = world_size;
+  // The kernel the executors run (this launcher chose it for them; each job's outputs record
+  // what its own process ran) and the default threads of a job on this node.
+  p.compute = Json{{"blas", CurrentBlasRuntime().ToJson()}, {"threads_per_job", ResolveCpuThreads(0)}};
   return p;
 }
 

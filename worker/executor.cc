@@ -142,8 +142,10 @@ Json RunOneJob(const Json& request, FrameChannel& channel, Inbox& inbox, std::at
 
 }  // namespace
 
+bool IsExecutorCommandLine(int argc, char** argv) { return argc >= 3 && std::strcmp(argv[1], kExecutorFlag) == 0; }
+
 int MaybeRunExecutor(int argc, char** argv) {
-  if (argc < 3 || std::strcmp(argv[1], kExecutorFlag) != 0) return -1;
+  if (!IsExecutorCommandLine(argc, argv)) return -1;
   const int fd = std::atoi(argv[2]);
   const pid_t expected_parent = static_cast<pid_t>(argc > 3 ? std::atol(argv[3]) : 0);
   // Die with the worker rank; if it is already gone, stop now.

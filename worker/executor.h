@@ -10,6 +10,9 @@ namespace atp {
 // Command-line flag that turns an atp binary into an executor.
 constexpr const char* kExecutorFlag = "--atp-executor";
 
+// Whether argv asks for executor mode (the process will run jobs).
+bool IsExecutorCommandLine(int argc, char** argv);
+
 // If argv asks for executor mode, runs the executor loop and returns its exit code;
 // returns -1 otherwise. Call first thing in main(), before MPI is initialised.
 int MaybeRunExecutor(int argc, char** argv);

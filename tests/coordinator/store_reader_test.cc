@@ -370,6 +370,30 @@ TEST_F(StoreReaderTest, FormatSummaryShowsRunStagesFailuresAndRunningJobs) {
       << text;
 }
 
+TEST_F(StoreReaderTest, TheRunsComputeEnvironmentIsRecordedAndShown) {
+  auto store = OpenWriter();
+  Provenance provenance;
+  provenance.compute = Json{{"blas",
+                             {{"library", "OpenBLAS 0.3.21 (pthreads)"},
+                              {"kernel", "SkylakeX"},
+                              {"library_kernel", "Prescott"},
+                              {"selection", "selected by atp; the library chose Prescott"},
+                              {"check", "passed"},
+                              {"threads", 2}}},
+                            {"threads_per_job", 2}};
+  ASSERT_TRUE(store->BeginRun(provenance).ok());
+  ASSERT_TRUE(store->SubmitSweep(TwoStageSweep("base2new")).ok());
+  auto reader = OpenReader();
+  auto summary = reader->Summary(std::nullopt);
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  EXPECT_EQ((*summary)["run"]["compute"]["blas"]["kernel"], "SkylakeX");
+  const std::string text = StoreReader::FormatSummary(*summary);
+  EXPECT_NE(text.find("Compute: OpenBLAS 0.3.21 (pthreads), kernel SkylakeX (selected by atp; the library chose "
+                      "Prescott), 2 threads per job"),
+            std::string::npos)
+      << text;
+}
+
 TEST_F(StoreReaderTest, FormatSummarySaysWhenTheCoordinatorStoppedHeartbeating) {
   Json summary = {{"sweep", {{"id", 1}, {"name", "base"}, {"jobs", 0}, {"submitted_at", 0}}},
                   {"run",

@@ -139,6 +139,32 @@ TEST_F(StoreTest, CreatesSchemaAndReopensWithoutChangingIt) {
   EXPECT_EQ(Query(*store, "SELECT value FROM meta WHERE key = 'schema_version'"), std::to_string(kStoreSchemaVersion));
 }
 
+TEST_F(StoreTest, AVersionOneDatabaseGainsTheRunsComputeColumnAndKeepsItsRuns) {
+  {
+    auto store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->BeginRun(Provenance{}).ok());
+  }
+  // Back to the version-1 layout: runs without compute_json.
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(db_path_.c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw,
+                         "ALTER TABLE runs DROP COLUMN compute_json; "
+                         "UPDATE meta SET value = '1' WHERE key = 'schema_version'",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(raw);
+  sqlite3_close(raw);
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(Query(*store, "SELECT value FROM meta WHERE key = 'schema_version'"), std::to_string(kStoreSchemaVersion));
+  Provenance provenance;
+  provenance.compute = Json{{"threads_per_job", 3}};
+  ASSERT_TRUE(store->BeginRun(provenance).ok());
+  EXPECT_EQ(Query(*store, "SELECT group_concat(compute_json, ' ') FROM (SELECT compute_json FROM runs ORDER BY id)"),
+            "{} {\"threads_per_job\":3}");
+}
+
 TEST_F(StoreTest, RefusesADatabaseWrittenByANewerSchema) {
   { ASSERT_NE(OpenStore(), nullptr); }
   sqlite3* raw = nullptr;

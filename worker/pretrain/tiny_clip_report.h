@@ -17,7 +17,7 @@ struct TinyClipOptions {
   std::string data_root;  // holds fashion_mnist/ as `atp data import-fashion-mnist` writes it
   int epochs = 2;
   uint64_t seed = 1;
-  int threads = 0;  // 0 = every core not busy (ResolveCpuThreads); not part of the identity of a run
+  int threads = 0;  // 0 = every core of the process's share (ResolveCpuThreads); not part of the identity of a run
   int batch_size = 256;
   double learning_rate = 2e-3;
   double weight_decay = 0.1;

@@ -18,7 +18,7 @@
 #include "worker/data/transforms.h"
 #include "worker/pretrain/clip_state_dict_writer.h"
 #include "worker/pretrain/contrastive_loss.h"
-#include "worker/pretrain/cpu_threads.h"
+#include "worker/clip/cpu_threads.h"
 
 namespace atp::pretrain {
 namespace {

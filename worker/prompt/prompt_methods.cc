@@ -7,7 +7,9 @@
 #include <mutex>
 #include <thread>
 
+#include "common/blas_runtime.h"
 #include "worker/clip/clip_checkpoint.h"
+#include "worker/clip/cpu_threads.h"
 #include "worker/clip/tokenizer.h"
 #include "worker/data/dataset.h"
 #include "worker/data/fewshot.h"
@@ -40,15 +42,6 @@ T OrFail(Result<T> result, FailureClass failure_class = FailureClass::kUserError
 
 void OrFail(const Status& status, FailureClass failure_class = FailureClass::kUserError) {
   if (!status.ok()) throw JobFailure(failure_class, status.message());
-}
-
-// Intra-op threads: the job's explicit setting, else this node's cores shared by its ranks.
-int JobThreads(int requested) {
-  if (requested > 0) return requested;
-  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-  int ranks = local ? std::max(1, std::atoi(local) - 1) : 1;  // minus the coordinator's rank
-  return std::max(1, cores / ranks);
 }
 
 std::vector<data::Datum> EveryNth(const std::vector<data::Datum>& items, int limit) {
@@ -100,8 +93,9 @@ MethodResult RunPromptMethod(JobContext& context) {
   const auto started = std::chrono::steady_clock::now();
   const JobSpec& spec = context.spec();
   MethodConfig config = OrFail(ResolveMethodConfig(spec.method, spec.params, context.upstream()));
-  const int threads = JobThreads(config.threads);
-  torch::set_num_threads(threads);
+  // The job's explicit setting, else this node's cores shared by its worker ranks.
+  const int threads = ResolveCpuThreads(config.threads);
+  SetCpuThreads(threads);
   torch::manual_seed(static_cast<uint64_t>(config.seed));
 
   auto vocab_path = OrFail(clip::ResolveVocabPath(config.vocab));
@@ -144,10 +138,10 @@ MethodResult RunPromptMethod(JobContext& context) {
   sync_options.cuda_tensors = device.is_cuda();
   std::unique_ptr<train::GradientSync> sync = OrFail(train::MakeGradientSync(sync_options), FailureClass::kError);
 
-  std::fprintf(stderr, "[atp] %s on %s (%s), seed %lld, %d threads, backbone %s (%s), gradient sync %s\n",
+  std::fprintf(stderr, "[atp] %s on %s (%s), seed %lld, %d threads, backbone %s (%s), gradient sync %s, BLAS %s\n",
                config.method.c_str(), config.dataset.c_str(), config.protocol.c_str(),
                static_cast<long long>(config.seed), threads, backbone_path.c_str(), clip->options.ToString().c_str(),
-               sync->name().c_str());
+               sync->name().c_str(), CurrentBlasRuntime().Summary().c_str());
 
   // What is trained on and what is evaluated (docs/reference.md §6.5).
   const bool cross = config.protocol != "base2novel";
@@ -202,6 +196,8 @@ MethodResult RunPromptMethod(JobContext& context) {
 
   MethodResult result;
   result.outputs["config"] = config.ToJson();
+  // Where the job's time went: its thread count and the BLAS kernel it ran on.
+  result.outputs["compute"] = Json{{"threads", threads}, {"blas", CurrentBlasRuntime().ToJson()}};
 
   if (config.method == "attribute_search") {
     SearchResult search = OrFail(RunAttributeSearch(config, clip, tokenizer, train_classes, train_splits.splits.train,

@@ -1,0 +1,137 @@
+// BLAS kernel selection at start-up: the `atp` binary run as a user runs it (`atp version`
+// prints what its process computes on), with tests/support/blas_interposer.c preloaded to
+// stand in for a kernel that miscomputes and for a CPU the library does not know.
+#include "common/blas_runtime.h"
+
+#include <gtest/gtest.h>
+#include <stdio.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+namespace atp {
+namespace {
+
+TEST(BlasKernelTest, InstructionSetLevelsOrderTheKernels) {
+  EXPECT_EQ(KernelIsaLevel("Prescott"), 1);
+  EXPECT_EQ(KernelIsaLevel("sandybridge"), 2);
+  EXPECT_EQ(KernelIsaLevel("Haswell"), 3);
+  EXPECT_EQ(KernelIsaLevel("Zen"), 3);
+  EXPECT_EQ(KernelIsaLevel("SkylakeX"), 4);
+  EXPECT_EQ(KernelIsaLevel("COOPERLAKE"), 4);
+  EXPECT_EQ(KernelIsaLevel("NoSuchCore"), 0);
+#if defined(__x86_64__)
+  EXPECT_GE(KernelIsaLevel(BestKernelForThisCpu()), 1);
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512cd")) {
+    EXPECT_EQ(BestKernelForThisCpu(), "SkylakeX");
+  }
+#endif
+}
+
+struct AtpRun {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+class BlasStartupTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* dir = std::getenv("ATP_BINARY_DIR");
+    atp_ = std::string(dir ? dir : ".") + "/tools/atp";
+    if (!std::filesystem::exists(atp_)) GTEST_SKIP() << atp_ << " is not built (set ATP_BINARY_DIR)";
+    AtpRun probe = Atp("");
+    if (probe.output.find("BLAS: OpenBLAS") == std::string::npos) {
+      GTEST_SKIP() << "atp does not run on OpenBLAS here (no libtorch, or another BLAS): " << probe.output;
+    }
+  }
+
+  // `atp version` under `env` (VAR=value words), with no inherited choice.
+  AtpRun Atp(const std::string& env) const {
+    const std::string command = "env -u OPENBLAS_CORETYPE -u ATP_BLAS_CORETYPE -u ATP_BLAS_STATE " + env + " " +
+                                atp_ + " version 2>&1";
+    AtpRun run;
+    FILE* pipe = popen(command.c_str(), "r");
+    if (!pipe) return run;
+    char buffer[4096];
+    size_t n;
+    while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) run.output.append(buffer, n);
+    const int status = pclose(pipe);
+    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return run;
+  }
+
+  static std::string Preload() { return std::string("LD_PRELOAD=") + ATP_TEST_BLAS_INTERPOSER; }
+
+  std::string atp_;
+};
+
+TEST_F(BlasStartupTest, TheDefaultChoicePassesTheCheckOnTheBestInstructionSet) {
+  AtpRun run = Atp("");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("start-up check passed"), std::string::npos) << run.output;
+  // Whatever the library picks, the process runs a kernel of the CPU's best instruction set.
+  const size_t at = run.output.find("kernel ");
+  ASSERT_NE(at, std::string::npos) << run.output;
+  const std::string kernel = run.output.substr(at + 7, run.output.find_first_of(" ,(", at + 7) - at - 7);
+  EXPECT_EQ(KernelIsaLevel(kernel), KernelIsaLevel(BestKernelForThisCpu())) << run.output;
+}
+
+TEST_F(BlasStartupTest, AFallbackKernelOfTheLibraryIsReplacedByTheBestOne) {
+  // The library reports Prescott (SSE3) by itself, as OpenBLAS 0.3.21 does on CPUs it does not know.
+  AtpRun run = Atp(Preload() + " ATP_TEST_LIBRARY_KERNEL=Prescott");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("kernel " + BestKernelForThisCpu() + " (selected by atp; the library chose Prescott)"),
+            std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("start-up check passed"), std::string::npos) << run.output;
+}
+
+TEST_F(BlasStartupTest, TheUsersChoiceIsTakenAndChecked) {
+  AtpRun run = Atp("ATP_BLAS_CORETYPE=Sandybridge");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("kernel Sandybridge (set by ATP_BLAS_CORETYPE)"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("start-up check passed"), std::string::npos) << run.output;
+}
+
+TEST_F(BlasStartupTest, OffLeavesTheLibrarysChoiceEvenWhenItIsAFallback) {
+  AtpRun run = Atp(Preload() + " ATP_TEST_LIBRARY_KERNEL=Prescott ATP_BLAS_CORETYPE=off");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("kernel Prescott (the library's choice; ATP_BLAS_CORETYPE=off)"), std::string::npos)
+      << run.output;
+}
+
+TEST_F(BlasStartupTest, AKernelThatMiscomputesIsCaughtAndTheLibrarysChoiceTakesOver) {
+  // The forced kernel returns a wrong product; the start-up check must see it and fall back.
+  AtpRun run = Atp(Preload() + " ATP_BLAS_CORETYPE=Haswell ATP_TEST_CORRUPT_KERNEL=Haswell");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("BLAS kernel Haswell failed the start-up check (sgemm"), std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("(the library's choice; Haswell failed the start-up check)"), std::string::npos)
+      << run.output;
+  EXPECT_EQ(run.output.find("kernel Haswell ("), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("start-up check passed"), std::string::npos) << run.output;
+}
+
+TEST_F(BlasStartupTest, AnAutomaticChoiceThatMiscomputesFallsBackToo) {
+  const std::string best = BestKernelForThisCpu();
+  AtpRun run = Atp(Preload() + " ATP_TEST_LIBRARY_KERNEL=Prescott ATP_TEST_CORRUPT_KERNEL=" + best);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("BLAS kernel " + best + " failed the start-up check"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("kernel Prescott (the library's choice; " + best + " failed the start-up check)"),
+            std::string::npos)
+      << run.output;
+}
+
+TEST_F(BlasStartupTest, ACoreNameTheLibraryDoesNotKnowIsRejected) {
+  AtpRun run = Atp("ATP_BLAS_CORETYPE=NoSuchCore");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("OpenBLAS does not know the core name 'NoSuchCore'"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("NoSuchCore failed the start-up check)"), std::string::npos) << run.output;
+}
+
+}  // namespace
+}  // namespace atp

@@ -1,0 +1,16 @@
+#include "worker/clip/cpu_threads.h"
+
+#include <ATen/Parallel.h>
+
+#include "common/blas_runtime.h"
+
+namespace atp {
+
+void SetCpuThreads(int n) {
+  at::set_num_threads(n);
+  SetBlasThreads(n);
+}
+
+int CpuThreads() { return at::get_num_threads(); }
+
+}  // namespace atp
