@@ -91,7 +91,7 @@ void BenchExpansion(const std::string& dir) {
   std::printf("== expansion: a 100,000-job sweep ==\n");
   std::string a, b;
   for (int i = 0; i < 100; ++i) a += (i ? "," : "") + std::to_string(i);
-  for (int i = 0; i < 1000; ++i) b += (i ? "," : "") + std::to_string(i);
+  for (int i = 1; i <= 1000; ++i) b += (i > 1 ? "," : "") + std::to_string(i);  // steps >= 1
   std::string toml = "[sweep]\nname = \"big\"\ncode_version = \"1\"\n[axes]\nseed = [" + a +
                      "]\n[[stage]]\nname = \"s\"\nmethod = \"sleep\"\n[stage.axes]\nsteps = [" + b + "]\n";
   auto start = std::chrono::steady_clock::now();

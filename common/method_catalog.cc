@@ -1,5 +1,7 @@
 #include "common/method_catalog.h"
 
+#include <cmath>
+#include <map>
 #include <sstream>
 
 #include "common/attribute_bases.h"
@@ -169,6 +171,48 @@ std::string MethodNamesList() {
   return out;
 }
 
+namespace {
+
+// The lowest value of each numeric parameter, by name (a name means the same in every method).
+// Kept apart from the parameter lists: a value outside its range is refused before any job
+// runs, not found out by a job that divides by it or sleeps forever.
+struct NumericFloor {
+  double minimum;
+  bool inclusive;  // false: the value must be strictly above `minimum`
+};
+
+const NumericFloor* FloorOf(const std::string& name) {
+  static const std::map<std::string, NumericFloor> kFloors = {
+      {"seconds", {0, true}},          {"steps", {1, true}},           {"fail_attempts", {0, true}},
+      {"fail_at_step", {0, true}},     {"shots", {1, true}},           {"feature_cache_gb", {0, false}},
+      {"threads", {0, true}},          {"max_test_images", {0, true}}, {"n_ctx", {0, true}},
+      {"attribute_ctx", {0, true}},    {"epochs", {0, true}},          {"batch_size", {0, true}},
+      {"lr", {0, true}},               {"max_steps_per_epoch", {0, true}}, {"depth", {0, true}},
+      {"weight", {0, true}},           {"max_group_size", {0, true}},  {"alpha_lr", {0, true}},
+  };
+  auto it = kFloors.find(name);
+  return it == kFloors.end() ? nullptr : &it->second;
+}
+
+// Numbers must be finite (JSON has no inf or nan: they would be stored as null) and at or
+// above their parameter's floor.
+Status CheckNumberInRange(const ParamInfo& param, const Json& value) {
+  if (!value.is_number()) return Status::Ok();
+  const double number = value.get<double>();
+  if (!std::isfinite(number)) {
+    return InvalidArgument("parameter '" + param.name + "' must be a finite number, got " +
+                           (std::isnan(number) ? std::string("nan") : std::string(number > 0 ? "inf" : "-inf")));
+  }
+  const NumericFloor* floor = FloorOf(param.name);
+  if (floor == nullptr) return Status::Ok();
+  const bool ok = floor->inclusive ? number >= floor->minimum : number > floor->minimum;
+  if (ok) return Status::Ok();
+  return InvalidArgument("parameter '" + param.name + "' must be " + (floor->inclusive ? ">= " : "> ") +
+                         Json(floor->minimum).dump() + ", got " + value.dump());
+}
+
+}  // namespace
+
 Status CheckParamValue(const ParamInfo& param, const Json& value) {
   bool ok = false;
   switch (param.type) {
@@ -196,7 +240,7 @@ Status CheckParamValue(const ParamInfo& param, const Json& value) {
     }
     return InvalidArgument("parameter '" + param.name + "' is \"" + s + "\"; valid values: " + list);
   }
-  return Status::Ok();
+  return CheckNumberInRange(param, value);
 }
 
 namespace {

@@ -151,9 +151,33 @@ int BindFilterValues(sqlite3_stmt* stmt, int first, const std::vector<std::strin
   return index;
 }
 
+// A key that is neither a job column nor a parameter of any recorded job is a typo: without
+// this check, "--where nokey=1" would print nothing and exit 0.
+Status CheckKeyIsKnown(sqlite3* db, const std::string& raw_key) {
+  if (IsJobColumn(raw_key)) return Status::Ok();
+  const std::string key = StripParamsPrefix(raw_key);
+  Statement probe;
+  ATP_SQLITE_CHECK(db, probe.Prepare(db, "SELECT 1 FROM jobs WHERE json_type(spec_json, '$.params." + key +
+                                             "') IS NOT NULL LIMIT 1"));
+  int rc = probe.Step();
+  ATP_SQLITE_CHECK(db, rc);
+  if (rc == SQLITE_ROW) return Status::Ok();
+  Statement keys;
+  ATP_SQLITE_CHECK(db, keys.Prepare(db, "SELECT DISTINCT p.key FROM jobs j, json_each(j.spec_json, '$.params') p "
+                                        "ORDER BY p.key LIMIT 60"));
+  std::string known;
+  while ((rc = keys.Step()) == SQLITE_ROW) known += (known.empty() ? "" : ", ") + keys.Text(0);
+  ATP_SQLITE_CHECK(db, rc);
+  return InvalidArgument("no job in the database has a key '" + raw_key +
+                         "'; keys are stage, method, dataset, seed, state" +
+                         (known.empty() ? std::string() : " and the parameters " + known));
+}
+
 Result<QueryResult> RunResultsQuery(sqlite3* db, const QueryOptions& options) {
   for (const auto& f : options.filters) ATP_RETURN_IF_ERROR(CheckResultKey(f.key));
   for (const auto& k : options.group_by) ATP_RETURN_IF_ERROR(CheckResultKey(k));
+  for (const auto& f : options.filters) ATP_RETURN_IF_ERROR(CheckKeyIsKnown(db, f.key));
+  for (const auto& k : options.group_by) ATP_RETURN_IF_ERROR(CheckKeyIsKnown(db, k));
   if (options.sweep_id) {
     Statement check;
     ATP_SQLITE_CHECK(db, check.Prepare(db, "SELECT 1 FROM sweeps WHERE id = ?"));

@@ -15,6 +15,9 @@ Status SqliteStatus(sqlite3* db, int rc, const char* what, const char* file, int
   const char* detail = (db != nullptr && (sqlite3_extended_errcode(db) & 0xff) == (rc & 0xff)) ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
   message += detail;
   message += " (code " + std::to_string(rc) + ")";
+  // Name the database: "database disk image is malformed" alone does not say which file.
+  const char* filename = db != nullptr ? sqlite3_db_filename(db, "main") : nullptr;
+  if (filename != nullptr && *filename != '\0') message += " in " + std::string(filename);
   switch (rc & 0xff) {
     case SQLITE_IOERR:
     case SQLITE_FULL:

@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -373,6 +374,9 @@ Result<double> SweepReader::ReadNumber(const toml::node& node, const std::string
   } else {
     return Fail(LineOf(node), path, std::string("must be a number of seconds, got ") + TomlTypeName(node));
   }
+  if (!std::isfinite(value)) {
+    return Fail(LineOf(node), path, "must be a finite number of seconds, got " + std::string(std::isnan(value) ? "nan" : "inf"));
+  }
   if (strict ? !(value > minimum) : !(value >= minimum)) {
     return Fail(LineOf(node), path,
                 "must be " + std::string(strict ? "> " : ">= ") + Json(minimum).dump() + ", got " + Json(value).dump());
@@ -386,9 +390,10 @@ Result<int> SweepReader::ReadRanks(const toml::node& node, const std::string& pa
                 std::string("must be an integer number of ranks (GPUs), got ") + TomlTypeName(node));
   }
   int64_t ranks = node.as_integer()->get();
-  if (ranks < 1 || ranks > 4096) {
+  if (ranks < 1 || ranks > kMaxRanksPerJob) {
     return Fail(LineOf(node), path,
-                "must be at least 1 (ranks per job, one per GPU, all on one node), got " + std::to_string(ranks));
+                "must be from 1 to " + std::to_string(kMaxRanksPerJob) +
+                    " (ranks per job, one per GPU, all on one node), got " + std::to_string(ranks));
   }
   return static_cast<int>(ranks);
 }
@@ -432,9 +437,12 @@ Status SweepReader::ReadRetry(const toml::node& node, const std::string& path, R
     std::string name(key.str());
     std::string key_path = path + "." + name;
     if (name == "max_attempts" || name == "max_lost") {
-      int64_t minimum = name == "max_attempts" ? 1 : 0;
-      if (!value.is_integer() || value.as_integer()->get() < minimum) {
-        return Fail(LineOf(value), key_path, "must be an integer >= " + std::to_string(minimum));
+      const int64_t minimum = name == "max_attempts" ? 1 : 0;
+      const int64_t maximum = 1000000;  // stored as int; far beyond any useful retry budget
+      if (!value.is_integer() || value.as_integer()->get() < minimum || value.as_integer()->get() > maximum) {
+        return Fail(LineOf(value), key_path,
+                    "must be an integer from " + std::to_string(minimum) + " to " + std::to_string(maximum) +
+                        (value.is_integer() ? ", got " + std::to_string(value.as_integer()->get()) : ""));
       }
       (name == "max_attempts" ? policy->max_attempts : policy->max_lost) = static_cast<int>(value.as_integer()->get());
       continue;
@@ -1009,8 +1017,10 @@ class StageExpander {
                 const Stage& stage, StageInfo& info, std::vector<Override>& overrides, std::vector<Exclude>& excludes,
                 std::vector<JobSpec>& jobs, std::vector<std::string>& job_keys,
                 std::unordered_set<std::string>& known_keys,
-                const std::unordered_map<std::string, std::pair<size_t, size_t>>& stage_ranges)
+                const std::unordered_map<std::string, std::pair<size_t, size_t>>& stage_ranges,
+                int64_t* points_left)
       : source_(source),
+        points_left_(points_left),
         code_version_(code_version),
         recipes_(recipes),
         stage_(stage),
@@ -1053,8 +1063,26 @@ class StageExpander {
     for (size_t m = 0; m < stage_.methods.size(); ++m) {
       for (size_t a = 1; a < axes.size(); ++a) takes[m][a] = Takes(*stage_.methods[m], axes[a].name);
     }
-    size_t points = 1;
-    for (const auto& axis : axes) points *= axis.values.size();
+    // Checked before anything is allocated: the product of a few long axes overflows 64 bits.
+    uint64_t points = 1;
+    bool overflow = false;
+    std::vector<std::string> factors;
+    for (const auto& axis : axes) {
+      overflow |= __builtin_mul_overflow(points, static_cast<uint64_t>(axis.values.size()), &points);
+      factors.push_back(axis.name + " " + std::to_string(axis.values.size()));
+    }
+    if (overflow || points > static_cast<uint64_t>(*points_left_)) {
+      const int line = include_line > 0 ? include_line : stage_.line;
+      return InvalidArgument(source_ + ":" + std::to_string(line) + ": stage \"" + stage_.name + "\" expands to " +
+                             (overflow ? std::string("more than 2^64") : std::to_string(points)) + " points (" +
+                             Join(factors, " x ") + "), over the limit of " + std::to_string(kMaxSweepPoints) +
+                             " points per sweep" +
+                             (static_cast<uint64_t>(*points_left_) < static_cast<uint64_t>(kMaxSweepPoints)
+                                  ? " (" + std::to_string(kMaxSweepPoints - *points_left_) + " used by earlier stages)"
+                                  : std::string()) +
+                             "; use fewer axis values or split the study into several sweep files");
+    }
+    *points_left_ -= static_cast<int64_t>(points);
     if (jobs_.capacity() < jobs_.size() + points) {  // grows geometrically, as push_back would
       jobs_.reserve(std::max(jobs_.size() + points, 2 * jobs_.capacity()));
       job_keys_.reserve(jobs_.capacity());
@@ -1176,6 +1204,7 @@ class StageExpander {
   }
 
   const std::string& source_;
+  int64_t* points_left_;  // of kMaxSweepPoints, shared by the sweep's stages
   const std::string& code_version_;
   const RecipeBook& recipes_;
   const Stage& stage_;
@@ -1193,6 +1222,7 @@ Status SweepReader::Expand() {
   std::vector<std::string> job_keys;
   std::unordered_set<std::string> known_keys;
   std::unordered_map<std::string, std::pair<size_t, size_t>> stage_ranges;  // stage -> [begin, end) in jobs
+  int64_t points_left = kMaxSweepPoints;
   for (auto& stage : stages_) {
     StageInfo info;
     info.name = stage.name;
@@ -1206,7 +1236,7 @@ Status SweepReader::Expand() {
     }
     const size_t begin = sweep_.jobs.size();
     StageExpander expander(source_, sweep_.code_version, recipes_, stage, info, overrides_, excludes_, sweep_.jobs,
-                           job_keys, known_keys, stage_ranges);
+                           job_keys, known_keys, stage_ranges, &points_left);
     std::vector<Axis> axes;
     axes.push_back(Axis{"method", {}, stage.line});
     for (const auto& name : method_names) axes[0].values.push_back(name);

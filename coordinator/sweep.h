@@ -43,6 +43,14 @@ struct Sweep {
   std::vector<std::pair<std::string, int64_t>> CountsByStage() const;
 };
 
+// Limits checked while reading, before anything is allocated for the jobs. A sweep's points
+// (the sum over its stages' cartesian products and [[include]] points, counted before
+// [[exclude]] and merging) may not exceed kMaxSweepPoints: every point costs about 1.5 kB
+// while expanding, so the cap bounds a sweep's memory to ~300 MB. Larger studies are split
+// into several sweep files sharing one database.
+constexpr int64_t kMaxSweepPoints = 200000;
+constexpr int kMaxRanksPerJob = 4096;
+
 // `recipes` completes the parameters a job leaves out (tests pass their own book).
 Result<Sweep> LoadSweepFile(const std::string& path, const RecipeBook& recipes = DefaultRecipes());
 Result<Sweep> ParseSweep(std::string_view toml_text, const std::string& source_name,

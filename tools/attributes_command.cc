@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/flag_value.h"
 #include "common/attribute_bases.h"
 #include "common/chat_client.h"
 #include "common/dataset_catalog.h"
@@ -69,12 +70,9 @@ bool ParseFlags(int argc, char** argv, const std::vector<std::string>& valued, F
 }
 
 bool ParseInt(const std::string& text, long long* out) {
-  if (text.empty()) return false;
-  char* end = nullptr;
-  errno = 0;
-  const long long v = std::strtoll(text.c_str(), &end, 10);
-  if (errno != 0 || *end != '\0') return false;
-  *out = v;
+  Result<int64_t> v = ParseIntFlag("", text, std::numeric_limits<int64_t>::min());
+  if (!v.ok()) return false;
+  *out = *v;
   return true;
 }
 
@@ -319,12 +317,9 @@ int RunSuggest(int argc, char** argv) {
   }
   double temperature = kDefaultTemperature;
   if (f.values.count("--temperature")) {
-    char* end = nullptr;
-    const std::string& t = f.values["--temperature"];
-    temperature = std::strtod(t.c_str(), &end);
-    if (t.empty() || *end != '\0' || !(temperature >= 0 && temperature <= 2)) {
-      return UsageError("--temperature must be a number from 0 to 2");
-    }
+    Result<double> t = ParseNumberFlag("--temperature", f.values["--temperature"], 0, true, 2);
+    if (!t.ok()) return UsageError("--temperature must be a number from 0 to 2");
+    temperature = *t;
   }
   const std::string out_path = f.values.count("--out") ? f.values["--out"] : "attribute_bases.toml";
 

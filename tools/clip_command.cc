@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/flag_value.h"
 #include "worker/clip/clip_checkpoint.h"
 #include "worker/clip/npy.h"
 #include "worker/clip/tokenizer.h"
@@ -137,8 +138,11 @@ int RunEncode(int argc, char** argv) {
     else if (arg == "--vocab" && has_value) vocab = argv[++i];
     else if (arg == "--texts" && has_value) texts_path = argv[++i];
     else if (arg == "--out" && has_value) out_dir = argv[++i];
-    else if (arg == "--batch-size" && has_value) batch = std::max<int64_t>(1, std::atoll(argv[++i]));
-    else if (arg == "--truncate") policy = OverlongPolicy::kTruncate;
+    else if (arg == "--batch-size" && has_value) {
+      Result<int64_t> parsed = ParseIntFlag("--batch-size", argv[++i], 1, 1 << 20);
+      if (!parsed.ok()) return Fail(parsed.status().message(), 2);
+      batch = *parsed;
+    } else if (arg == "--truncate") policy = OverlongPolicy::kTruncate;
     else if (arg == "--images" && has_value) {
       while (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) images.push_back(argv[++i]);
     } else {

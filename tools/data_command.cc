@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/flag_value.h"
 #include "worker/data/data_check.h"
 #include "worker/data/dataset.h"
 #include "worker/data/fashion_mnist.h"
@@ -63,12 +64,9 @@ bool ParseFlags(int argc, char** argv, const std::vector<std::string>& valued,
 }
 
 bool ParseInt(const std::string& text, int64_t* out) {
-  if (text.empty()) return false;
-  char* end = nullptr;
-  errno = 0;
-  const long long v = std::strtoll(text.c_str(), &end, 10);
-  if (errno != 0 || *end != '\0') return false;
-  *out = v;
+  Result<int64_t> v = ParseIntFlag("", text, std::numeric_limits<int64_t>::min());
+  if (!v.ok()) return false;
+  *out = *v;
   return true;
 }
 

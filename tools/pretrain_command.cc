@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/flag_value.h"
 #include "worker/pretrain/captions.h"
 #include "worker/pretrain/tiny_clip_report.h"
 #include "worker/pretrain/tiny_clip_trainer.h"
@@ -51,12 +52,9 @@ int Fail(const Status& status) {
 }
 
 bool ParseInt(const std::string& text, int64_t min, int64_t max, int64_t* out) {
-  if (text.empty()) return false;
-  char* end = nullptr;
-  errno = 0;
-  const long long v = std::strtoll(text.c_str(), &end, 10);
-  if (errno != 0 || *end != '\0' || v < min || v > max) return false;
-  *out = v;
+  Result<int64_t> v = ParseIntFlag("", text, min, max);
+  if (!v.ok()) return false;
+  *out = *v;
   return true;
 }
 

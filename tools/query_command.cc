@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "common/flag_value.h"
 #include "coordinator/results_query.h"
 #include "coordinator/store_reader.h"
 
@@ -23,11 +24,9 @@ struct Flags {
 };
 
 Result<int64_t> ParseSweepId(const std::string& text) {
-  char* end = nullptr;
-  const long long id = std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || id <= 0)
-    return InvalidArgument("--sweep '" + text + "' is not a sweep id (a positive integer; see `atp status`)");
-  return static_cast<int64_t>(id);
+  Result<int64_t> id = ParseIntFlag("--sweep", text, 1);
+  if (!id.ok()) return InvalidArgument(id.status().message() + " (a sweep id; see `atp status`)");
+  return id;
 }
 
 Result<Flags> ParseFlags(int argc, char** argv) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "common/flag_value.h"
 #include "coordinator/paper_tables.h"
 #include "coordinator/status_server.h"
 #include "coordinator/store_reader.h"
@@ -32,11 +33,18 @@ Result<CommonFlags> ParseFlags(int argc, char** argv, const char* usage) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     bool has_value = i + 1 < argc;
-    if (arg == "--db" && has_value) f.db = argv[++i];
-    else if (arg == "--sweep" && has_value) f.sweep = std::atoll(argv[++i]);
-    else if (arg == "--http" && has_value) f.http = argv[++i];
-    else if (arg == "--json") f.json = true;
-    else return InvalidArgument("unknown or incomplete option '" + arg + "'\n" + usage);
+    if (arg == "--db" && has_value) {
+      f.db = argv[++i];
+    } else if (arg == "--sweep" && has_value) {
+      ATP_ASSIGN_OR_RETURN(f.sweep, ParseIntFlag("--sweep", argv[++i], 1));
+    } else if (arg == "--http" && has_value) {
+      f.http = argv[++i];
+      ATP_RETURN_IF_ERROR(ParseHostPortFlag("--http", f.http, "127.0.0.1").status());
+    } else if (arg == "--json") {
+      f.json = true;
+    } else {
+      return InvalidArgument("unknown or incomplete option '" + arg + "'\n" + usage);
+    }
   }
   if (f.db.empty()) return InvalidArgument(std::string("--db RESULTS.db is required\n") + usage);
   return f;
@@ -50,12 +58,16 @@ StatusHandler MakeDatabaseStatusHandler(const std::string& db_path) {
     if (!*reader) {
       ATP_ASSIGN_OR_RETURN(*reader, StoreReader::Open(db_path));
     }
-    auto number = [&query](const char* key, int64_t fallback) {
+    // Query numbers are parsed as strictly as flags: "?sweep=abc" is a 400, not sweep 0.
+    auto number = [&query](const char* key, int64_t fallback, int64_t minimum) -> Result<int64_t> {
       auto it = query.find(key);
-      return it == query.end() ? fallback : std::atoll(it->second.c_str());
+      if (it == query.end()) return fallback;
+      return ParseIntFlag(std::string("?") + key, it->second, minimum);
     };
     std::optional<int64_t> sweep;
-    if (query.count("sweep")) sweep = number("sweep", 0);
+    if (query.count("sweep")) {
+      ATP_ASSIGN_OR_RETURN(sweep, number("sweep", 0, 1));
+    }
     if (path == "/summary") return (*reader)->Summary(sweep);
     if (path == "/sweeps") return (*reader)->Sweeps();
     if (path == "/jobs") {
@@ -63,11 +75,15 @@ StatusHandler MakeDatabaseStatusHandler(const std::string& db_path) {
       q.sweep_id = sweep;
       if (auto it = query.find("state"); it != query.end()) q.state = it->second;
       if (auto it = query.find("stage"); it != query.end()) q.stage = it->second;
-      q.limit = number("limit", q.limit);
-      q.offset = number("offset", q.offset);
+      ATP_ASSIGN_OR_RETURN(q.limit, number("limit", q.limit, 0));
+      ATP_ASSIGN_OR_RETURN(q.offset, number("offset", q.offset, 0));
       return (*reader)->Jobs(q);
     }
-    if (path == "/metrics") return (*reader)->Metrics(sweep, number("limit", 1000), number("offset", 0));
+    if (path == "/metrics") {
+      ATP_ASSIGN_OR_RETURN(const int64_t limit, number("limit", 1000, 0));
+      ATP_ASSIGN_OR_RETURN(const int64_t offset, number("offset", 0, 0));
+      return (*reader)->Metrics(sweep, limit, offset);
+    }
     if (path == "/tables") {
       TableOptions options;
       options.sweep_id = sweep;
@@ -115,12 +131,9 @@ int RunServeCommand(int argc, char** argv) {
     return 2;
   }
   StatusServerOptions options;
-  std::string port = flags->http;
-  if (auto colon = flags->http.rfind(':'); colon != std::string::npos) {
-    options.host = flags->http.substr(0, colon);
-    port = flags->http.substr(colon + 1);
-  }
-  options.port = static_cast<uint16_t>(std::atoi(port.c_str()));
+  auto endpoint = ParseHostPortFlag("--http", flags->http, "127.0.0.1");  // checked in ParseFlags
+  options.host = endpoint->host;
+  options.port = endpoint->port;
   auto check = StoreReader::Open(flags->db);
   if (!check.ok()) {
     std::fprintf(stderr, "atp serve: %s\n", check.status().message().c_str());

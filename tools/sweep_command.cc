@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "common/flag_value.h"
 #include "common/in_process_communicator.h"
 #include "common/messages.h"
 #include "common/mpi_communicator.h"
@@ -44,6 +45,10 @@ void InstallSignalHandlers() {
   sigemptyset(&action.sa_mask);
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
+  // mpirun treats a SIGTERM sent to it as its own abort (it kills the ranks and exits 1), but
+  // forwards SIGUSR1/SIGUSR2 to every rank: these are the stop request under mpirun.
+  sigaction(SIGUSR1, &action, nullptr);
+  sigaction(SIGUSR2, &action, nullptr);
   signal(SIGPIPE, SIG_IGN);
 }
 
@@ -66,6 +71,9 @@ const char* kUsage =
     "  --heartbeat-interval S    how often workers report (default 2)\n"
     "  --retry-failed            give failed and blocked jobs of this sweep a new set of attempts\n"
     "\n"
+    "stopping: SIGTERM, SIGINT, SIGUSR1 or SIGUSR2 checkpoints the running jobs and exits 3; under\n"
+    "mpirun send SIGUSR1 to mpirun (it forwards it to every rank; a SIGTERM to mpirun kills the ranks)\n"
+    "\n"
     "exit codes: 0 all jobs done, 1 some failed or blocked, 2 bad input, 3 interrupted (relaunch to resume)\n";
 
 struct Options {
@@ -82,10 +90,7 @@ struct Options {
 };
 
 Result<double> ParseSeconds(const std::string& flag, const char* text) {
-  char* end = nullptr;
-  double value = std::strtod(text, &end);
-  if (end == text || *end != '\0' || value <= 0) return InvalidArgument(flag + " needs a positive number of seconds, got '" + text + "'");
-  return value;
+  return ParseNumberFlag(flag, text, 0, /*minimum_allowed=*/false);
 }
 
 Result<Options> ParseOptions(int argc, char** argv) {
@@ -102,7 +107,12 @@ Result<Options> ParseOptions(int argc, char** argv) {
     if (arg == "--db") { ATP_ASSIGN_OR_RETURN(const char* v, value(arg)); o.db_path = v; continue; }
     if (arg == "--jobs-dir") { ATP_ASSIGN_OR_RETURN(const char* v, value(arg)); o.jobs_dir = v; continue; }
     if (arg == "--log") { ATP_ASSIGN_OR_RETURN(const char* v, value(arg)); o.log_mode = v; continue; }
-    if (arg == "--http") { ATP_ASSIGN_OR_RETURN(const char* v, value(arg)); o.http = v; continue; }
+    if (arg == "--http") {
+      ATP_ASSIGN_OR_RETURN(const char* v, value(arg));
+      ATP_RETURN_IF_ERROR(ParseHostPortFlag(arg, v, "127.0.0.1").status());  // refused before anything starts
+      o.http = v;
+      continue;
+    }
     if (arg == "--progress-interval") {
       ATP_ASSIGN_OR_RETURN(const char* v, value(arg));
       ATP_ASSIGN_OR_RETURN(o.progress_interval, ParseSeconds(arg, v));
@@ -134,21 +144,6 @@ std::string SelfExecutable() {
   return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : std::string("atp-sweep");
 }
 
-Result<std::pair<std::string, uint16_t>> ParseHttp(const std::string& text) {
-  std::string host = "127.0.0.1";
-  std::string port = text;
-  if (auto colon = text.rfind(':'); colon != std::string::npos) {
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-  }
-  char* end = nullptr;
-  long value = std::strtol(port.c_str(), &end, 10);
-  if (port.empty() || *end != '\0' || value < 0 || value > 65535) {
-    return InvalidArgument("--http needs [HOST:]PORT, got '" + text + "'");
-  }
-  return std::make_pair(host, static_cast<uint16_t>(value));
-}
-
 // Rank 0 when the sweep cannot start: release the workers before reporting the error.
 void ReleaseWorkers(Communicator* comm) {
   std::string bytes = EncodeMessage(Message{MessageType::kShutdown, Json::object()});
@@ -174,11 +169,11 @@ int RunCoordinator(const Options& options, Communicator* comm, int argc, char** 
 
   std::unique_ptr<StatusServer> server;
   if (!options.http.empty()) {
-    auto endpoint = ParseHttp(options.http);
+    auto endpoint = ParseHostPortFlag("--http", options.http, "127.0.0.1");
     if (!endpoint.ok()) return fail(endpoint.status());
     StatusServerOptions server_options;
-    server_options.host = endpoint->first;
-    server_options.port = endpoint->second;
+    server_options.host = endpoint->host;
+    server_options.port = endpoint->port;
     server = std::make_unique<StatusServer>(server_options, MakeDatabaseStatusHandler(options.db_path));
     Status started = server->Start();
     if (!started.ok()) return fail(started);

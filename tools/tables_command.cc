@@ -5,6 +5,7 @@
 #include <fstream>
 #include <string>
 
+#include "common/flag_value.h"
 #include "coordinator/paper_tables.h"
 #include "coordinator/store_reader.h"
 
@@ -37,12 +38,9 @@ Result<Flags> ParseFlags(int argc, char** argv) {
     } else if (arg == "--table" && has_value) {
       f.table.name = argv[++i];
     } else if (arg == "--sweep" && has_value) {
-      const std::string text = argv[++i];
-      char* end = nullptr;
-      const long long id = std::strtoll(text.c_str(), &end, 10);
-      if (text.empty() || *end != '\0' || id <= 0)
-        return InvalidArgument("--sweep '" + text + "' is not a sweep id (a positive integer; see `atp status`)");
-      f.table.sweep_id = id;
+      Result<int64_t> id = ParseIntFlag("--sweep", argv[++i], 1);
+      if (!id.ok()) return InvalidArgument(id.status().message() + " (a sweep id; see `atp status`)");
+      f.table.sweep_id = *id;
     } else if (arg == "--where" && has_value) {
       ATP_ASSIGN_OR_RETURN(ResultFilter filter, ParseResultFilter(argv[++i]));
       f.table.filters.push_back(filter);

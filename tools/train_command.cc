@@ -2,7 +2,10 @@
 
 #include <toml++/toml.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -11,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "common/atomic_file.h"
 #include "common/job_spec.h"
 #include "common/method_catalog.h"
 #include "worker/job_context.h"
@@ -81,7 +85,9 @@ struct JobFile {
 };
 
 Result<JobFile> ReadJobFile(const std::string& path) {
-  if (!std::filesystem::exists(path)) return InvalidArgument(path + ": no such file");
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return InvalidArgument(path + ": no such file");
+  if (std::filesystem::is_directory(path, ec)) return InvalidArgument(path + " is a directory, not a job file");
   toml::table table;
   try {
     table = toml::parse_file(path);
@@ -105,6 +111,34 @@ Result<JobFile> ReadJobFile(const std::string& path) {
   }
   if (job.method.empty()) return InvalidArgument(path + ": no `method` (one of: " + MethodNamesList() + ")");
   return job;
+}
+
+// The job directory: created if missing; an existing file of that name is refused.
+Status PrepareWorkdir(const std::string& workdir) {
+  std::error_code ec;
+  std::filesystem::create_directories(workdir, ec);
+  if (ec || !std::filesystem::is_directory(workdir)) {
+    return InvalidArgument("--workdir " + workdir + ": cannot be used as the job directory (" +
+                           (ec ? ec.message() : std::string("it is not a directory")) + ")");
+  }
+  return Status::Ok();
+}
+
+// Checked before the job runs, so that its metrics are never computed only to be lost: the
+// file's folder must exist and be writable, and the name must not be a folder.
+Status CheckOutPath(const std::string& out_path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_directory(out_path, ec)) return InvalidArgument("--out " + out_path + " is a directory; give a file name");
+  const fs::path parent = fs::path(out_path).has_parent_path() ? fs::path(out_path).parent_path() : fs::path(".");
+  if (!fs::is_directory(parent, ec)) {
+    return InvalidArgument("--out " + out_path + ": the folder " + parent.string() + " does not exist");
+  }
+  if (::access(parent.c_str(), W_OK) != 0) {
+    return InvalidArgument("--out " + out_path + ": the folder " + parent.string() + " is not writable (" +
+                           std::strerror(errno) + ")");
+  }
+  return Status::Ok();
 }
 
 int Run(int argc, char** argv, bool eval) {
@@ -179,8 +213,13 @@ int Run(int argc, char** argv, bool eval) {
   spec.params = *params;
   const std::string key = spec.Key();
   if (workdir.empty()) workdir = "runs/jobs/" + job->method + "-" + key.substr(0, 12);
-  std::filesystem::create_directories(workdir);
   if (out_path.empty()) out_path = workdir + "/metrics.json";
+  for (const Status& checked : {PrepareWorkdir(workdir), CheckOutPath(out_path)}) {
+    if (!checked.ok()) {
+      std::fprintf(stderr, "atp %s: %s\n", argv[0], checked.message().c_str());
+      return 2;
+    }
+  }
   std::string resume;
   const std::string previous = workdir + "/checkpoint.pth";
   if (!eval && !fresh && std::filesystem::exists(previous)) {
@@ -212,11 +251,12 @@ int Run(int argc, char** argv, bool eval) {
     report["message"] = e.what();
     code = 1;
   }
-  {
-    std::ofstream out(out_path + ".tmp");
-    out << report.dump(2) << "\n";
-    out.close();
-    std::filesystem::rename(out_path + ".tmp", out_path);
+  Status written = WriteFileAtomically(out_path, report.dump(2) + "\n");
+  if (!written.ok()) {
+    // Checked before the run, but the disk may have filled since: keep the result on stdout.
+    std::fprintf(stderr, "atp %s: %s; the report follows on stdout\n", argv[0], written.message().c_str());
+    std::printf("%s\n", report.dump(2).c_str());
+    return code != 0 ? code : 1;
   }
   if (code != 0) {
     std::fprintf(stderr, "atp %s: %s: %s\n", argv[0], report.value("failure_class", "error").c_str(),

@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 #include <torch/serialize.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "tests/clip/clip_test_util.h"
 #include "tests/clip/hash_weights.h"
+#include "tests/support/torch_archive_edit.h"
 
 namespace atp::clip {
 namespace {
@@ -98,6 +100,35 @@ TEST_F(ClipCheckpointTest, TruncatedFileIsReportedAsTruncated) {
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.status().message().find("truncated"), std::string::npos) << r.status().message();
     EXPECT_NE(r.status().message().find(dir_.File("cut.pt")), std::string::npos);
+  }
+}
+
+// Regression: a tensor record shorter than its tensor was read past its end (a segfault in
+// `atp clip encode`, or garbage features that changed from run to run) in both formats.
+TEST_F(ClipCheckpointTest, ATensorRecordShorterThanItsTensorIsRefused) {
+  for (const char* fixture : {"tiny_state_dict.pt", "tiny1_torchscript.pt"}) {
+    SCOPED_TRACE(fixture);
+    const std::vector<std::string> records = atp::testing::StorageRecords(FixturePath(fixture));
+    ASSERT_FALSE(records.empty());
+    for (double keep : {0.5, 0.0}) {
+      // Shorten the largest record (the one most likely to be touched first).
+      std::string largest;
+      size_t largest_size = 0;
+      atp::testing::RewriteArchive(FixturePath(fixture), dir_.File("probe.pt"), [&](const std::string& name, std::string b) {
+        if (std::find(records.begin(), records.end(), name) != records.end() && b.size() > largest_size) {
+          largest = name;
+          largest_size = b.size();
+        }
+        return b;
+      });
+      atp::testing::RewriteArchive(FixturePath(fixture), dir_.File("short.pt"), [&](const std::string& name, std::string b) {
+        return name == largest ? b.substr(0, static_cast<size_t>(static_cast<double>(b.size()) * keep)) : b;
+      });
+      auto r = ReadClipStateDict(dir_.File("short.pt"));
+      ASSERT_FALSE(r.ok()) << "kept " << keep << " of " << largest;
+      EXPECT_NE(r.status().message().find("record holds"), std::string::npos) << r.status().message();
+      EXPECT_NE(r.status().message().find(dir_.File("short.pt")), std::string::npos) << r.status().message();
+    }
   }
 }
 

@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+#include <utility>
+#include <vector>
+
 #include <string>
 
 namespace atp {
@@ -145,4 +150,24 @@ TEST_F(MethodCatalogTest, CheckParamValueAcceptsIntsForFloatsAndChecksStringList
 }
 
 }  // namespace
+// Regression: inf, nan and negative or zero steps and durations were accepted, and a job
+// spec holding inf could not be stored (JSON has no infinity).
+TEST_F(MethodCatalogTest, NumbersMustBeFiniteAndAboveTheirFloor) {
+  const MethodInfo* sleep = FindMethod("sleep");
+  ASSERT_NE(sleep, nullptr);
+  const double inf = std::numeric_limits<double>::infinity();
+  for (const auto& [params, fragment] : std::vector<std::pair<Json, std::string>>{
+           {Json{{"seconds", inf}}, "'seconds' must be a finite number, got inf"},
+           {Json{{"value", -inf}}, "'value' must be a finite number, got -inf"},
+           {Json{{"value", std::nan("")}}, "got nan"},
+           {Json{{"seconds", -0.5}}, "'seconds' must be >= 0"},
+           {Json{{"steps", 0}}, "'steps' must be >= 1"},
+           {Json{{"fail_at_step", -1}}, "'fail_at_step' must be >= 0"}}) {
+    auto resolved = ResolveMethodParams(*sleep, params);
+    ASSERT_FALSE(resolved.ok()) << params.dump();
+    EXPECT_NE(resolved.status().message().find(fragment), std::string::npos) << resolved.status().message();
+  }
+  EXPECT_TRUE(ResolveMethodParams(*sleep, Json{{"seconds", 0}, {"steps", 1}, {"value", -3.5}}).ok());
+}
+
 }  // namespace atp

@@ -637,6 +637,51 @@ TEST_F(SweepTest, SleepExperimentFileExpands) {
 
 // --- validation ----------------------------------------------------------------------------
 
+// Regression: sweeps whose axes multiply to 10^9 or 10^18 points aborted with std::bad_alloc
+// or std::length_error (--dry-run included), and 10^6 points took 1.5 GB.
+TEST_F(SweepTest, AProductOverTheSweepSizeLimitIsRefusedBeforeAllocating) {
+  auto axis = [](int n) {
+    std::string values;
+    for (int i = 1; i <= n; ++i) values += (i > 1 ? "," : "") + std::to_string(i);
+    return "[" + values + "]";
+  };
+  // 1000^6 = 10^18 points; 2^64 overflows with seven such axes.
+  std::string huge = std::string(Header()) + "[[stage]]  # w\nname = \"w\"\nmethod = \"sleep\"\n[stage.axes]\n";
+  const char* names[] = {"seed", "steps", "seconds", "value", "fail_attempts", "fail_at_step"};
+  for (const char* name : names) huge += std::string(name) + " = " + axis(1000) + "\n";
+  ExpectError(huge, "# w", {"stage \"w\" expands to 1000000000000000000 points", "seed 1000 x steps 1000",
+                                       "limit of " + std::to_string(kMaxSweepPoints)});
+  std::string overflow = huge + "[[stage]]\nname = \"x\"\nmethod = \"sleep\"\n[stage.axes]\n";
+  for (const char* name : names) overflow += std::string(name) + " = " + axis(1000) + "\n";
+  ExpectError(overflow, "# w", {"expands to"});
+  // Stages share the limit: the message counts what earlier stages used.
+  std::string two = std::string(Header()) + "[[stage]]\nname = \"a\"\nmethod = \"sleep\"\n[stage.axes]\nseed = " +
+                    axis(10) + "\n[[stage]]  # b\nname = \"b\"\nmethod = \"sleep\"\n[stage.axes]\nseed = " + axis(1000) +
+                    "\nsteps = " + axis(1000) + "\n";
+  ExpectError(two, "# b", {"stage \"b\" expands to 1000000 points", "(10 used by earlier stages)"});
+}
+
+// Regression: inf and nan passed validation (the coordinator then died on a spec it could not
+// store), and so did zero or negative steps and durations.
+TEST_F(SweepTest, NonFiniteAndOutOfRangeNumbersAreRefusedWithFileLineAndKey) {
+  const std::string stage = "[[stage]]\nname = \"w\"\nmethod = \"sleep\"\n";
+  ExpectError(std::string(Header()) + stage + "hang_timeout_s = inf\n", "hang_timeout_s",
+              {"hang_timeout_s", "finite"});
+  ExpectError(std::string(Header()) + stage + "expected_seconds = inf\n", "expected_seconds",
+              {"expected_seconds", "finite"});
+  ExpectError(std::string(Header()) + stage + "hang_timeout_s = nan\n", "hang_timeout_s", {"finite", "nan"});
+  ExpectError(std::string(Header()) + stage + "hang_timeout_s = 0\n", "hang_timeout_s", {"must be > 0"});
+  ExpectError(std::string(Header()) + stage + "params = { seconds = nan }\n", "params", {"seconds", "finite"});
+  ExpectError(std::string(Header()) + stage + "params = { value = inf }\n", "params", {"value", "finite"});
+  ExpectError(std::string(Header()) + stage + "params = { value = -inf }\n", "params", {"value", "-inf"});
+  ExpectError(std::string(Header()) + stage + "params = { seconds = -1 }\n", "params", {"seconds", ">= 0"});
+  ExpectError(std::string(Header()) + stage + "params = { steps = 0 }\n", "params", {"steps", ">= 1"});
+  ExpectError(std::string(Header()) + stage + "[stage.axes]\nsteps = [2, -3]\n", "steps = [", {"steps", ">= 1"});
+  ExpectError(std::string(Header()) + stage + "ranks = 1000000\n", "ranks", {"from 1 to 4096", "got 1000000"});
+  ExpectError(std::string(Header()) + "[retry]\nmax_attempts = 1000000000000\n" + stage, "max_attempts",
+              {"retry.max_attempts", "from 1 to 1000000"});
+}
+
 TEST_F(SweepTest, RejectsTomlSyntaxErrorsWithLineAndColumn) {
   std::string text = std::string(Header()) + "[[stage]]\nname = \"a\nmethod = \"sleep\"\n";
   Result<Sweep> sweep = ParseSweep(text, kSource);
@@ -793,9 +838,9 @@ TEST_F(SweepTest, RejectsIncludesThatDoNotAssignTheStageAxes) {
 
 TEST_F(SweepTest, RejectsRanksBelowOne) {
   ExpectError(std::string(Header()) + "[[stage]]\nname = \"w\"\nmethod = \"sleep\"\nranks = 0\n", "ranks = 0",
-              {"stage \"w\".ranks", "at least 1"});
+              {"stage \"w\".ranks", "from 1 to 4096"});
   ExpectError(std::string(Header()) + "[[stage]]\nname = \"w\"\nmethod = \"sleep\"\n[[override]]\nranks = -1\n",
-              "ranks = -1", {"override #1.ranks", "at least 1"});
+              "ranks = -1", {"override #1.ranks", "from 1 to 4096"});
 }
 
 TEST_F(SweepTest, RejectsMissingRequiredParts) {

@@ -102,6 +102,21 @@ TEST_F(DatasetTest, MalformedSplitFilesAreReportedWithTheirPath) {
   EXPECT_FALSE(ReadDataset(dir_.path(), "mnist").ok());
 }
 
+// Regression: a label of 10^12 in a split file was read as an int and reported as
+// "negative label -727379968".
+TEST_F(DatasetTest, AHugeLabelIsReportedAsItIsWritten) {
+  testing::WriteText(dir_ / "ucf101/split_zhou_UCF101.json",
+                     R"({"train": [["A/1.jpg", 1000000000000, "Archery"], ["A/3.jpg", 18446744073709551615, "Archery"]],
+                        "val": [["A/2.jpg", 0, "Archery"]], "test": []})");
+  auto s = ReadDataset(dir_.path(), "ucf101");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("train[0]: label 1000000000000 is too large"), std::string::npos)
+      << s.status().message();
+  EXPECT_NE(s.status().message().find("train[1]: label 18446744073709551615 is too large"), std::string::npos)
+      << s.status().message();
+  EXPECT_EQ(s.status().message().find("negative"), std::string::npos) << s.status().message();
+}
+
 TEST_F(DatasetTest, NegativeLabelsAndLabelsWithTwoNamesAreRejected) {
   testing::WriteSplitJson(dir_ / "ucf101/split_zhou_UCF101.json",
                           {{"A/1.jpg", 0, "Apply_Eye_Makeup"}, {"B/1.jpg", -1, "Archery"}},

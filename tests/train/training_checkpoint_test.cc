@@ -11,6 +11,7 @@
 
 #include "tests/support/python_torch.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/torch_archive_edit.h"
 
 namespace atp::train {
 namespace {
@@ -155,6 +156,27 @@ TEST_F(TrainingCheckpointTest, TruncatedMissingAndForeignFilesGiveErrorsNamingTh
   std::ofstream(dir_.File("text"), std::ios::binary) << "not a checkpoint";
   auto text = ImportPromptStateDict(dir_.File("text"));
   EXPECT_NE(text.status().message().find("not a torch.save archive"), std::string::npos) << text.status().ToString();
+}
+
+// The prompt/training checkpoint reader shares the CLIP reader's tensor-record check: a record
+// cut short (its zip structure intact) is refused with what the tensor needs.
+TEST_F(TrainingCheckpointTest, ATensorRecordShorterThanItsTensorIsRefused) {
+  const std::string path = dir_.File("model.pth.tar-5");
+  ASSERT_TRUE(SaveTrainingCheckpoint(path, SampleCheckpoint()).ok());
+  const std::vector<std::string> records = testing::StorageRecords(path);
+  ASSERT_FALSE(records.empty());
+  for (const std::string& victim : records) {
+    SCOPED_TRACE(victim);
+    const std::string damaged = dir_.File("short.pth.tar-5");
+    testing::RewriteArchive(path, damaged, [&](const std::string& name, std::string bytes) {
+      return name == victim ? bytes.substr(0, bytes.size() / 2) : bytes;
+    });
+    for (const Status& s : {LoadTrainingCheckpoint(damaged).status(), ImportPromptStateDict(damaged).status()}) {
+      ASSERT_FALSE(s.ok());  // every storage is read, even those ImportPromptStateDict drops
+      EXPECT_NE(s.message().find(damaged), std::string::npos) << s.message();
+      EXPECT_NE(s.message().find("record holds"), std::string::npos) << s.message();
+    }
+  }
 }
 
 TEST_F(TrainingCheckpointTest, ImportingOurCheckpointDropsBuffersAndUpcasts) {

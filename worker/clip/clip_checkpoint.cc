@@ -7,6 +7,8 @@
 #include <iterator>
 #include <sstream>
 
+#include "worker/clip/torch_pickle.h"
+
 namespace atp::clip {
 namespace {
 
@@ -38,39 +40,64 @@ Status AddTensor(const std::string& path, const std::string& key, const torch::T
   return Status::Ok();
 }
 
+// libtorch's loaders rebuild a tensor as a view of its storage record without checking that
+// the record is long enough; a short record would be read past its end.
+Status CheckFitsRecord(const std::string& path, const std::string& key, const torch::Tensor& t) {
+  Status fits = CheckTensorFitsRecord(t.storage().nbytes(), t.scalar_type(), t.storage_offset(), t.sizes(), t.strides());
+  if (fits.ok()) return fits;
+  return InvalidArgument(path + ": tensor " + key + " does not fit its storage record (" + fits.message() +
+                         "); the file is damaged: download it again");
+}
+
 Result<StateDict> FromTorchScript(const std::string& path) {
+  // libtorch's TorchScript loader sizes each storage by the element count its pickle declares,
+  // not by the bytes of the record it read, so a short record would be read past its end and
+  // no later check could tell. The shared reader reads the same pickle (data.pkl) with the
+  // record check first; what else it cannot read of a TorchScript pickle is left to libtorch.
+  try {
+    (void)ReadTorchArchive(path);
+  } catch (const TensorRecordError& e) {
+    return InvalidArgument(path + ": " + e.what() + "; the file is damaged: download it again");
+  } catch (const std::exception&) {
+    // Not a record problem: libtorch's loader decides below.
+  }
   torch::jit::Module m = torch::jit::load(path, torch::kCPU);
   StateDict out;
-  for (const auto& p : m.named_parameters(/*recurse=*/true)) ATP_RETURN_IF_ERROR(AddTensor(path, p.name, p.value, &out));
-  for (const auto& b : m.named_buffers(/*recurse=*/true)) ATP_RETURN_IF_ERROR(AddTensor(path, b.name, b.value, &out));
+  for (const auto& p : m.named_parameters(/*recurse=*/true)) {
+    ATP_RETURN_IF_ERROR(CheckFitsRecord(path, p.name, p.value));
+    ATP_RETURN_IF_ERROR(AddTensor(path, p.name, p.value, &out));
+  }
+  for (const auto& b : m.named_buffers(/*recurse=*/true)) {
+    ATP_RETURN_IF_ERROR(CheckFitsRecord(path, b.name, b.value));
+    ATP_RETURN_IF_ERROR(AddTensor(path, b.name, b.value, &out));
+  }
   return out;
 }
 
-Result<StateDict> FromPickledDict(const std::string& path, const std::string& bytes) {
-  std::vector<char> data(bytes.begin(), bytes.end());
-  c10::IValue v = torch::pickle_load(data);
-  if (v.isGenericDict()) {
-    auto d = v.toGenericDict();
+// A torch.save'd dict of tensors, read with the shared archive reader (which checks every
+// tensor against its record).
+Result<StateDict> FromPickledDict(const std::string& path) {
+  PyRef root = ReadTorchArchive(path);
+  if (root->kind == PyValue::Kind::kDict) {
     // Training frameworks wrap the weights: {"state_dict": {...}, "epoch": ...}.
-    for (const auto& entry : d) {
-      if (entry.key().isString() && entry.key().toStringRef() == "state_dict" && entry.value().isGenericDict()) {
-        v = entry.value();
+    for (const auto& [key, value] : root->entries) {
+      if (key->kind == PyValue::Kind::kStr && key->s == "state_dict" && value->kind == PyValue::Kind::kDict) {
+        root = value;
         break;
       }
     }
   }
-  if (!v.isGenericDict()) {
-    return InvalidArgument(path + ": the archive holds a " + v.tagKind() + ", not a dict of tensors (state dict)");
+  if (root->kind != PyValue::Kind::kDict) {
+    return InvalidArgument(path + ": the archive holds a " + KindName(root->kind) + ", not a dict of tensors (state dict)");
   }
   StateDict out;
-  for (const auto& entry : v.toGenericDict()) {
-    if (!entry.key().isString()) return InvalidArgument(path + ": state-dict key is not a string");
-    const std::string& key = entry.key().toStringRef();
-    if (!entry.value().isTensor()) {
-      if (IsScalarMetadata(key)) continue;
-      return InvalidArgument(path + ": entry " + key + " is a " + entry.value().tagKind() + ", not a tensor");
+  for (const auto& [key, value] : root->entries) {
+    if (key->kind != PyValue::Kind::kStr) return InvalidArgument(path + ": state-dict key is not a string");
+    if (value->kind != PyValue::Kind::kTensor) {
+      if (IsScalarMetadata(key->s)) continue;
+      return InvalidArgument(path + ": entry " + key->s + " is a " + KindName(value->kind) + ", not a tensor");
     }
-    ATP_RETURN_IF_ERROR(AddTensor(path, key, entry.value().toTensor(), &out));
+    ATP_RETURN_IF_ERROR(AddTensor(path, key->s, value->tensor, &out));
   }
   return out;
 }
@@ -107,13 +134,13 @@ Result<StateDict> ReadClipStateDict(const std::string& path) {
   std::string first_error;
   try {
     if (torchscript) return FromTorchScript(path);
-    return FromPickledDict(path, bytes);
+    return FromPickledDict(path);
   } catch (const std::exception& e) {
     first_error = FirstLine(e.what());
   }
   // The detection above is a heuristic; try the other reader before giving up.
   try {
-    if (torchscript) return FromPickledDict(path, bytes);
+    if (torchscript) return FromPickledDict(path);
     return FromTorchScript(path);
   } catch (const std::exception& e) {
     return InvalidArgument("CLIP checkpoint " + path + " could not be read as a TorchScript archive or a state dict (" +

@@ -177,6 +177,9 @@ class Reader {
  private:
   void Problem(std::string m) { problems_->push_back(std::move(m)); }
 
+  // Far above any dataset's class count (ImageNet-21k has 21,841), and within an int.
+  static constexpr int64_t kMaxLabel = 1000000;
+
   // Adds an item unless its path is unsafe; `where` says which file and entry it came from.
   void Add(std::vector<Datum>* list, const std::string& where, const std::string& rel_path,
            int label, const std::string& classname, const std::string& prefix) {
@@ -237,7 +240,14 @@ class Reader {
                   e.dump().substr(0, 120));
           continue;
         }
-        Add(list, where, e[0].get<std::string>(), e[1].get<int>(), e[2].get<std::string>(), prefix);
+        // Read at full width first: get<int> would wrap 10^12 into a negative "label".
+        const int64_t label = e[1].is_number_unsigned() && e[1].get<uint64_t>() > INT32_MAX ? INT64_MAX
+                                                                                           : e[1].get<int64_t>();
+        if (label > kMaxLabel) {
+          Problem(where + ": label " + e[1].dump() + " is too large (at most " + std::to_string(kMaxLabel) + ")");
+          continue;
+        }
+        Add(list, where, e[0].get<std::string>(), static_cast<int>(label), e[2].get<std::string>(), prefix);
       }
     }
     return Status::Ok();
