@@ -177,7 +177,8 @@ void AppendComputeLine(const Json& run, std::string* out) {
   if (!Text(blas, "kernel").empty()) line += ", kernel " + Text(blas, "kernel");
   if (!Text(blas, "selection").empty()) line += " (" + Text(blas, "selection") + ")";
   if (HasNumber(compute, "threads_per_job")) {
-    line += ", " + std::to_string(static_cast<long long>(Number(compute, "threads_per_job"))) + " threads per job";
+    const long long threads = static_cast<long long>(Number(compute, "threads_per_job"));
+    line += ", " + std::to_string(threads) + (threads == 1 ? " thread per job" : " threads per job");
   }
   *out += line + "\n";
 }
