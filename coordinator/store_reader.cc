@@ -250,13 +250,16 @@ Result<std::unique_ptr<StoreReader>> StoreReader::Open(const std::string& path) 
   rc = version.Step();
   ATP_SQLITE_CHECK(db.get(), rc);
   const std::string stored = rc == SQLITE_ROW ? version.Text(0) : "none";
-  if (stored != std::to_string(kStoreSchemaVersion)) {
-    return FailedPrecondition(path + " has schema version " + stored + ", but this atp reads version " +
-                              std::to_string(kStoreSchemaVersion) +
-                              ": use the atp build that wrote it (a newer coordinator migrates older databases when "
-                              "it opens them)");
+  int schema_version = 0;
+  for (int candidate = 1; candidate <= kStoreSchemaVersion; ++candidate) {
+    if (stored == std::to_string(candidate)) schema_version = candidate;
   }
-  return std::unique_ptr<StoreReader>(new StoreReader(db.release()));
+  if (schema_version == 0) {
+    return FailedPrecondition(path + " has schema version " + stored + ", but this atp reads versions 1 to " +
+                              std::to_string(kStoreSchemaVersion) +
+                              ": use the atp build that wrote it, or a newer one");
+  }
+  return std::unique_ptr<StoreReader>(new StoreReader(db.release(), schema_version));
 }
 
 Result<Json> StoreReader::Sweeps() {
@@ -390,9 +393,11 @@ Result<Json> StoreReader::Summary(std::optional<int64_t> sweep_id) {
 
   Statement run;
   ATP_SQLITE_CHECK(db_, run.Prepare(db_,
-                                    "SELECT id, started_at, heartbeat_at, ended_at, status, hosts_json, world_size, "
-                                    "       hostname, pid, atp_version, git_commit, compute_json "
-                                    "FROM runs ORDER BY id DESC LIMIT 1"));
+                                    std::string("SELECT id, started_at, heartbeat_at, ended_at, status, hosts_json, "
+                                                "       world_size, hostname, pid, atp_version, git_commit, ") +
+                                        // runs.compute_json arrived with schema version 2.
+                                        (schema_version_ >= 2 ? "compute_json " : "NULL ") +
+                                        "FROM runs ORDER BY id DESC LIMIT 1"));
   rc = run.Step();
   ATP_SQLITE_CHECK(db_, rc);
   int64_t world_size = 1;

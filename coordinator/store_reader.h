@@ -64,8 +64,11 @@ class StoreReader {
   sqlite3* handle() { return db_; }
 
  private:
-  explicit StoreReader(sqlite3* db) : db_(db) {}
+  StoreReader(sqlite3* db, int schema_version) : db_(db), schema_version_(schema_version) {}
   sqlite3* db_;
+  // Readers accept every schema version up to kStoreSchemaVersion, so databases written by an
+  // older atp keep reporting; columns added since read as null.
+  int schema_version_;
 };
 
 }  // namespace atp

@@ -394,6 +394,32 @@ TEST_F(StoreReaderTest, TheRunsComputeEnvironmentIsRecordedAndShown) {
       << text;
 }
 
+// A database written by an atp whose schema was version 1 (before runs.compute_json) must keep
+// reporting through the read-only tools without a coordinator migrating it first.
+TEST_F(StoreReaderTest, AVersionOneDatabaseStillReports) {
+  {
+    auto store = OpenWriter();
+    ASSERT_NE(store, nullptr);
+    Populate(*store);
+  }
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(db_path_.c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw,
+                         "ALTER TABLE runs DROP COLUMN compute_json; "
+                         "UPDATE meta SET value = '1' WHERE key = 'schema_version'",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(raw);
+  sqlite3_close(raw);
+  auto reader = OpenReader();
+  ASSERT_NE(reader, nullptr);
+  auto summary = reader->Summary(std::nullopt);
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  EXPECT_EQ((*summary)["run"]["world_size"], 3);
+  EXPECT_EQ((*summary)["run"]["compute"], Json::object());
+  EXPECT_FALSE(StoreReader::FormatSummary(*summary).empty());
+}
+
 TEST_F(StoreReaderTest, FormatSummarySaysWhenTheCoordinatorStoppedHeartbeating) {
   Json summary = {{"sweep", {{"id", 1}, {"name", "base"}, {"jobs", 0}, {"submitted_at", 0}}},
                   {"run",
