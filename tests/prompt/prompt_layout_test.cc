@@ -4,6 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+
+#include "common/json.h"
+
 #include "tests/prompt/prompt_test_util.h"
 
 namespace atp::prompt {
@@ -126,6 +132,75 @@ TEST(PromptLayoutTest, ParsesItsSwitches) {
   EXPECT_EQ(*ParseCompat("official"), Compat::kOfficial);
   EXPECT_FALSE(ParseCompat("Official").ok());
   EXPECT_NE(ParseClassPosition("start").status().message().find("\"front\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace atp::prompt
+
+namespace atp::prompt {
+namespace {
+
+// Parity with the official CoOp_ATP prompt learner (ATPrompt trainers/coop_atp.py), with
+// ATPrompt off and with 1, 2 and 3 attributes, one of them several BPE tokens long
+// ("playfulness"). The fixture holds, per class, what the official learner puts at each
+// position of the encoder input when token id i embeds as i and the learned rows as
+// markers: a token id, -(1000 + r) for row r of ctx, -(2000 + 100 b + r) for row r of
+// ctx_att{b+1} (tests/prompt/fixtures/README.md).
+TEST(PromptLayoutParityTest, OfficialCoopAtpPromptsPositionByPosition) {
+  ATP_REQUIRE_TOKENIZER(tok);
+  std::ifstream in(std::string(ATP_PROMPT_FIXTURE_DIR) + "/coop_atp_prompts.json");
+  ASSERT_TRUE(in) << "missing fixture coop_atp_prompts.json";
+  const Json fixture = Json::parse(in);
+  ASSERT_EQ(fixture["cases"].size(), 5u);
+  for (const Json& c : fixture["cases"]) {
+    SCOPED_TRACE(c["name"].get<std::string>());
+    PromptDesign design;
+    design.compat = Compat::kOfficial;
+    design.n_ctx = c["n_ctx"].get<int>();
+    design.attributes = c["attributes"].get<std::vector<std::string>>();
+    design.attribute_ctx.assign(design.attributes.size(), c["attribute_ctx"].get<int>());
+    // The official learner builds its vanilla prompts before replacing '_' (the recipe's
+    // class_name_underscores for vanilla CoOp in official mode).
+    design.keep_underscores = design.attributes.empty();
+    const auto names = c["classnames"].get<std::vector<std::string>>();
+    auto layout = BuildPromptLayout(design, names, *tok);
+    ASSERT_TRUE(layout.ok()) << layout.status().ToString();
+    int64_t largest_difference = 0;
+    for (size_t k = 0; k < names.size(); ++k) {
+      const ClassPrompt& prompt = layout->classes[k];
+      const auto expected = c["markers"][k].get<std::vector<int64_t>>();
+      const auto expected_ids = c["tokenized"][k].get<std::vector<int64_t>>();
+      for (size_t p = 0; p < expected.size(); ++p) {
+        const Slot& slot = prompt.slots[p];
+        int64_t marker = 0;
+        switch (slot.kind) {
+          case SlotKind::kFixed: marker = prompt.template_ids[static_cast<size_t>(slot.source)]; break;
+          case SlotKind::kClassContext: marker = -(1000 + slot.index); break;
+          case SlotKind::kAttributeContext: marker = -(2000 + 100 * slot.block + slot.index); break;
+        }
+        largest_difference = std::max(largest_difference, std::abs(marker - expected[p]));
+        EXPECT_EQ(marker, expected[p]) << names[k] << " position " << p;
+        EXPECT_EQ(prompt.template_ids[p], expected_ids[p]) << names[k] << " token " << p;
+      }
+    }
+    RecordProperty("largest_difference_" + c["name"].get<std::string>(), static_cast<int>(largest_difference));
+  }
+}
+
+// Regression: vanilla CoOp under compat = "official" replaced '_' by spaces, unlike the
+// official learner, so "great_pyrenees" had other tokens than the released code gives it.
+TEST(PromptLayoutParityTest, OfficialVanillaCoopKeepsUnderscoresOnlyWhenAsked) {
+  ATP_REQUIRE_TOKENIZER(tok);
+  PromptDesign design;
+  design.compat = Compat::kOfficial;
+  design.n_ctx = 4;
+  auto replaced = BuildPromptLayout(design, {"great_pyrenees"}, *tok);
+  design.keep_underscores = true;
+  auto kept = BuildPromptLayout(design, {"great_pyrenees"}, *tok);
+  ASSERT_TRUE(replaced.ok() && kept.ok());
+  EXPECT_NE(replaced->classes[0].template_ids, kept->classes[0].template_ids);
+  // "great_pyrenees" is three tokens (great, _, pyrenees); "great pyrenees" two.
+  EXPECT_EQ(kept->classes[0].eot, replaced->classes[0].eot + 1);
 }
 
 }  // namespace

@@ -6,11 +6,21 @@
 #include "worker/prompt/precision.h"
 
 namespace atp::prompt {
+namespace {
+
+// Half-precision tensors (what a bf16 or fp16 forward pass hands over) as fp32; fp32 and
+// fp64 stay as they are.
+torch::Tensor AtLeastFp32(const torch::Tensor& t) {
+  const auto type = t.scalar_type();
+  return type == torch::kHalf || type == torch::kBFloat16 ? t.to(torch::kFloat32) : t;
+}
+
+}  // namespace
 
 torch::Tensor ShardCrossEntropy(const torch::Tensor& logits, const torch::Tensor& labels, int64_t global_batch) {
   namespace F = torch::nn::functional;
   FullPrecisionScope fp32;  // softmax and loss in fp32 whatever the forward pass ran in
-  return F::cross_entropy(logits.to(torch::kFloat32), labels, F::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+  return F::cross_entropy(AtLeastFp32(logits), labels, F::CrossEntropyFuncOptions().reduction(torch::kSum)) /
          static_cast<double>(global_batch);
 }
 
@@ -19,11 +29,11 @@ torch::Tensor CosineLogits(const torch::Tensor& image_features, const torch::Ten
   // fp32 outside autocast: a bf16 logit has about 0.2 resolution at CLIP's scale of 100,
   // enough to change an argmax or a loss.
   FullPrecisionScope fp32;
-  const torch::Tensor image_fp32 = image_features.to(torch::kFloat32);
-  const torch::Tensor text_fp32 = text_features.to(torch::kFloat32);
+  const torch::Tensor image_fp32 = AtLeastFp32(image_features);
+  const torch::Tensor text_fp32 = AtLeastFp32(text_features);
   torch::Tensor image = image_fp32 / image_fp32.norm(2, -1, true);
   torch::Tensor text = text_fp32 / text_fp32.norm(2, -1, true);
-  torch::Tensor scale = logit_scale.to(torch::kFloat32).exp();
+  torch::Tensor scale = AtLeastFp32(logit_scale).exp();
   if (text.dim() == 2) return scale * image.matmul(text.t());
   // One prompt set per image: logits[i, c] = <image_i, text_{i,c}>.
   return scale * torch::bmm(text, image.unsqueeze(2)).squeeze(2);
