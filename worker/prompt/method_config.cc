@@ -115,6 +115,7 @@ Json MethodConfig::ToJson() const {
               {"momentum", momentum},
               {"weight_decay", weight_decay},
               {"max_steps_per_epoch", max_steps_per_epoch},
+              {"augment", augment},
               {"maple_depth", maple_depth},
               {"dept_weight", dept_weight},
               {"bases", bases},
@@ -147,6 +148,7 @@ Result<MethodConfig> ResolveMethodConfig(const std::string& method, const Json& 
   ATP_ASSIGN_OR_RETURN(c.design.class_position,
                        ParseClassPosition(ParamOr<std::string>(params, "class_position", "end")));
   c.max_steps_per_epoch = ParamOr<int>(params, "max_steps_per_epoch", 0);
+  c.augment = ParamOr<bool>(params, "augment", true);
   c.eval_only = ParamOr<bool>(params, "eval_only", false);
   c.checkpoint = ParamOr<std::string>(params, "checkpoint", "");
   c.data_root = ParamOr<std::string>(params, "data_root", "");

@@ -35,7 +35,8 @@ struct MethodConfig {
   int warmup_epochs = 1;
   double momentum = 0.9;
   double weight_decay = 5e-4;
-  int max_steps_per_epoch = 0;  // 0 = the whole epoch (tests and smoke runs cap it)
+  int max_steps_per_epoch = 0;
+  bool augment = true;  // false: training images get the test transform (no crop, no flip)  // 0 = the whole epoch (tests and smoke runs cap it)
 
   int maple_depth = 9;          // MaPLe prompt depth J
   double dept_weight = 0.7;     // DePT linear-probe loss weight w
