@@ -93,6 +93,9 @@ std::vector<ParamInfo> PromptParams() {
       Recipe("momentum", ParamType::kFloat, "SGD momentum (default: the recipe's)"),
       Recipe("weight_decay", ParamType::kFloat, "SGD weight decay (default: the recipe's)"),
       {"max_steps_per_epoch", ParamType::kInt, 0, "cap on steps per epoch (smoke runs); 0 = full epochs", {}},
+      {"augment", ParamType::kBool, true,
+       "training images: CLIP's random resized crop and flip (official); false: the test transform, for images "
+       "so small that a crop loses the object (Fashion-MNIST)", {}},
       {"eval_only", ParamType::kBool, false,
        "evaluate the upstream job's trained prompt (or `checkpoint`) instead of training", {}},
       {"checkpoint", ParamType::kString, "",
@@ -150,6 +153,8 @@ const std::vector<MethodInfo>& AllMethods() {
                   {"batch_size", ParamType::kInt, 32, "training batch", {}},
                   {"lr", ParamType::kFloat, 0.002, "prompt learning rate (SGD)", {}},
                   {"alpha_lr", ParamType::kFloat, 0.02, "combination-weight learning rate (Adam)", {}},
+                  {"augment", ParamType::kBool, true,
+                   "training images: random resized crop and flip; false: the test transform", {}},
                   {"max_steps_per_epoch", ParamType::kInt, 0, "cap on steps per epoch; 0 = full epochs", {}}})},
   };
   return kMethods;

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "common/paper_figures.h"
+#include "coordinator/seed_statistics.h"
 #include "coordinator/sqlite_util.h"
 
 namespace atp {
@@ -142,15 +143,25 @@ Result<std::vector<JobRow>> LoadJobs(sqlite3* db, const TableOptions& options, c
 
 // Seeds averaged into one figure.
 struct Mean {
-  double sum = 0;
+  std::vector<double> values;
   int64_t n = 0;
-  void Add(double v) { sum += v, ++n; }
-  std::optional<double> value() const { return n ? std::optional<double>(sum / n) : std::nullopt; }
+  void Add(double v) { values.push_back(v), ++n; }
+  std::optional<double> value() const { return SummarizeSeeds(values).mean; }
+  std::optional<double> spread() const { return SummarizeSeeds(values).std; }
+};
+
+double HarmonicMean(double a, double b) { return a + b > 0 ? 2 * a * b / (a + b) : 0; }
+
+// One seed's figures, for differences paired by seed.
+struct SeedFigures {
+  std::optional<double> base, novel;
 };
 
 // Jobs of one cell group: the mean of each metric and the jobs that are not done.
 struct Group {
   Mean base, novel, accuracy;
+  Mean hm;  // per seed: HM of that seed's base and novel (the spread of the HM cell)
+  std::map<int64_t, SeedFigures> by_seed;
   std::map<std::string, int64_t> not_done;
   std::set<int64_t> seeds;
   bool repeated_seed = false;  // two done jobs with one seed: configurations are mixed
@@ -163,6 +174,8 @@ struct Group {
     if (job.base) base.Add(*job.base);
     if (job.novel) novel.Add(*job.novel);
     if (job.accuracy) accuracy.Add(*job.accuracy);
+    if (job.base && job.novel) hm.Add(HarmonicMean(*job.base, *job.novel));
+    by_seed[job.seed] = SeedFigures{job.base, job.novel};
   }
 };
 
@@ -172,14 +185,14 @@ std::string Key(std::initializer_list<std::string> parts) {
   return key;
 }
 
-TableCell MeanCell(const Mean& m) {
+// `with_spread`: the base-to-novel table shows the spread over seeds beside each mean.
+TableCell MeanCell(const Mean& m, bool with_spread = false) {
   TableCell c;
   c.value = m.value();
   c.seeds = m.n;
+  if (with_spread) c.spread = m.spread();
   return c;
 }
-
-double HarmonicMean(double a, double b) { return a + b > 0 ? 2 * a * b / (a + b) : 0; }
 
 // HM of two cells the paper's way: of the seed-averaged base and novel accuracies.
 TableCell HmCell(const TableCell& base, const TableCell& novel) {
@@ -268,6 +281,7 @@ PaperTable Base2NovelTable(const std::vector<JobRow>& jobs, bool only_found) {
   t.label_columns = {"dataset", "method"};
   t.value_columns = {"Base", "Novel", "HM"};
   t.notes = {"Base and Novel: mean over seeds of base_accuracy and new_accuracy; HM: harmonic mean of those means.",
+             "± : sample standard deviation over the seeds (of each seed's HM for the HM column).",
              "Average: mean over the 11 datasets of each figure, HM = HM(average Base, average Novel); missing unless "
              "all 11 datasets have results."};
   std::unordered_map<std::string, Group> groups;
@@ -287,8 +301,10 @@ PaperTable Base2NovelTable(const std::vector<JobRow>& jobs, bool only_found) {
       for (const auto& dataset : datasets) {
         const auto it = groups.find(Key({method, atprompt ? "1" : "0", dataset}));
         const Group g = it == groups.end() ? Group{} : it->second;
-        TableRow row{{dataset, RowLabel(method, atprompt)}, {MeanCell(g.base), MeanCell(g.novel)}, g.not_done};
+        TableRow row{{dataset, RowLabel(method, atprompt)}, {MeanCell(g.base, true), MeanCell(g.novel, true)},
+                     g.not_done};
         row.cells.push_back(HmCell(row.cells[0], row.cells[1]));
+        if (row.cells[2].value) row.cells[2].spread = g.hm.spread();
         const char* metric_names[] = {"base", "novel", "hm"};
         for (int i = 0; i < 3; ++i) row.cells[i].paper = PaperBase2Novel(method, atprompt, dataset, metric_names[i]);
         if (std::find(kBase2NovelDatasets.begin(), kBase2NovelDatasets.end(), dataset) != kBase2NovelDatasets.end()) {
@@ -312,6 +328,61 @@ PaperTable Base2NovelTable(const std::vector<JobRow>& jobs, bool only_found) {
   for (const auto& dataset : datasets)
     for (const auto& row : per_dataset)
       if (row.labels[0] == dataset) t.rows.push_back(row);
+  return t;
+}
+
+// What ATPrompt changes, seed by seed: for each method and dataset with results both with and
+// without ATPrompt, the difference (with minus without) of base, novel and HM over the seeds
+// both have, their mean and its 95% interval. Pairing by seed removes what the seed does to
+// both (the few-shot draw), so the interval is that of the effect.
+PaperTable PairedTable(const std::vector<JobRow>& jobs) {
+  PaperTable t;
+  t.name = "atprompt-paired";
+  t.title = "ATPrompt minus its baseline, paired by seed (accuracy points)";
+  t.label_columns = {"dataset", "method"};
+  t.value_columns = {"ΔBase", "ΔNovel", "ΔHM"};
+  t.notes = {"Each cell: mean over the seeds that both rows have of (method+ATPrompt minus method) [95% confidence "
+             "interval, Student's t with n - 1 degrees of freedom] (n seeds). ΔHM: of each seed's HM.",
+             "An interval that excludes 0 is a difference the seeds cannot explain."};
+  std::map<std::string, Group> groups;
+  std::vector<std::string> datasets;
+  for (const auto& j : jobs) {
+    if (!IsBase2Novel(j) || j.method == "zsclip") continue;
+    groups[Key({j.method, j.atprompt.value_or(false) ? "1" : "0", j.dataset})].Add(j);
+    if (std::find(datasets.begin(), datasets.end(), j.dataset) == datasets.end()) datasets.push_back(j.dataset);
+  }
+  const auto methods = MethodOrder(jobs, [](const JobRow& j) { return IsBase2Novel(j) && j.method != "zsclip"; }, {});
+  for (const auto& dataset : datasets) {
+    for (const auto& method : methods) {
+      const auto with = groups.find(Key({method, "1", dataset}));
+      const auto without = groups.find(Key({method, "0", dataset}));
+      if (with == groups.end() || without == groups.end()) continue;
+      std::vector<double> base, novel, hm;
+      for (const auto& [seed, w] : with->second.by_seed) {
+        const auto o = without->second.by_seed.find(seed);
+        if (o == without->second.by_seed.end()) continue;
+        if (w.base && o->second.base) base.push_back(*w.base - *o->second.base);
+        if (w.novel && o->second.novel) novel.push_back(*w.novel - *o->second.novel);
+        if (w.base && w.novel && o->second.base && o->second.novel)
+          hm.push_back(HarmonicMean(*w.base, *w.novel) - HarmonicMean(*o->second.base, *o->second.novel));
+      }
+      TableRow row{{dataset, RowLabel(method, true) + " vs " + RowLabel(method, false)}, {}, {}};
+      MergeNotDone(&row.not_done, with->second.not_done);
+      MergeNotDone(&row.not_done, without->second.not_done);
+      for (const auto* values : {&base, &novel, &hm}) {
+        const SeedSummary s = SummarizeSeeds(*values);
+        TableCell c;
+        c.value = s.mean;
+        c.seeds = s.n;
+        c.ci_low = s.ci_low;
+        c.ci_high = s.ci_high;
+        c.is_difference = true;
+        row.cells.push_back(c);
+      }
+      t.rows.push_back(std::move(row));
+    }
+  }
+  NoteRepeatedSeeds(groups, &t);
   return t;
 }
 
@@ -619,6 +690,7 @@ const std::vector<TableName>& TableNames() {
       {"class-token-position", {"table5", "class_position"}},
       {"attribute-order", {"table7"}},
       {"attribute-source", {"table8", "manual-vs-searched"}},
+      {"atprompt-paired", {"paired"}},
   };
   return kNames;
 }
@@ -655,7 +727,13 @@ std::string CsvField(const std::string& s) {
 std::string LatexEscape(const std::string& s) {
   if (s == "—") return "--";  // a missing label (an unknown seed) in the LaTeX spelling
   std::string out;
-  for (char c : s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s.compare(i, 2, "±") == 0) {
+      out += "$\\pm$";
+      ++i;
+      continue;
+    }
+    const char c = s[i];
     if (c == '_' || c == '&' || c == '%' || c == '#' || c == '$') out += '\\';
     out += c;
   }
@@ -705,6 +783,7 @@ Result<PaperTable> BuildPaperTable(sqlite3* db, const TableOptions& options) {
   if (name == "soft-token-length") return AblationTable(jobs, kSoftTokenLength);
   if (name == "class-token-position") return AblationTable(jobs, kClassTokenPosition);
   if (name == "attribute-order") return AblationTable(jobs, kAttributeOrder);
+  if (name == "atprompt-paired") return PairedTable(jobs);
   return AttributeSourceTable(jobs);
 }
 
@@ -722,6 +801,8 @@ Json PaperTable::ToJson() const {
         cell["value"] = c.value ? Json(*c.value) : Json(nullptr);
         cell["paper"] = c.paper ? Json(*c.paper) : Json(nullptr);
         cell["diff"] = c.value && c.paper ? Json(*c.value - *c.paper) : Json(nullptr);
+        cell["std"] = c.spread ? Json(*c.spread) : Json(nullptr);
+        if (c.ci_low && c.ci_high) cell["ci95"] = Json::array({*c.ci_low, *c.ci_high});
       }
       cells.push_back(cell);
     }
@@ -739,10 +820,24 @@ Result<std::string> FormatPaperTable(const PaperTable& table, const std::string&
   bool any_not_done = false;
   for (const auto& row : table.rows) any_not_done = any_not_done || !row.not_done.empty();
 
+  // CSV keeps each figure in a column of its own: the spread and the interval get columns
+  // when the table has them.
+  bool any_spread = false, any_interval = false;
+  for (const auto& row : table.rows) {
+    for (const auto& c : row.cells) {
+      any_spread = any_spread || c.spread.has_value();
+      any_interval = any_interval || (c.ci_low.has_value() && c.ci_high.has_value());
+    }
+  }
   std::vector<std::string> header = table.label_columns;
   for (const auto& column : table.value_columns) {
     header.push_back(column);
     if (csv) header.push_back(column + " seeds");
+    if (csv && any_spread) header.push_back(column + " std");
+    if (csv && any_interval) {
+      header.push_back(column + " ci low");
+      header.push_back(column + " ci high");
+    }
     if (paper) {
       header.push_back(column + " paper");
       header.push_back(column + (csv ? " diff" : latex ? " $\\Delta$" : " Δ"));
@@ -758,13 +853,26 @@ Result<std::string> FormatPaperTable(const PaperTable& table, const std::string&
       if (c.is_text) {
         ours = c.text.empty() ? missing : c.text;
       } else if (c.value) {
-        // The seed count rides on the value, so a figure from fewer seeds than planned shows.
-        ours = FormatValue(*c.value) + (csv ? "" : " (" + std::to_string(c.seeds) + ")");
+        auto number = [&c](double v) { return c.is_difference ? FormatDiff(v) : FormatValue(v); };
+        ours = number(*c.value);
+        if (!csv) {
+          // Spread, interval and seed count ride on the value, so a figure from few or
+          // scattered seeds shows as such.
+          if (c.spread) ours += " ± " + FormatValue(*c.spread);
+          if (c.ci_low && c.ci_high) ours += " [" + number(*c.ci_low) + ", " + number(*c.ci_high) + "]";
+          ours += " (" + std::to_string(c.seeds) + ")";
+        }
       } else {
         ours = missing;
       }
       line.push_back(ours);
       if (csv) line.push_back(std::to_string(c.seeds));
+      if (csv && any_spread) line.push_back(c.spread ? FormatValue(*c.spread) : "");
+      if (csv && any_interval) {
+        const bool interval = c.ci_low && c.ci_high;
+        line.push_back(interval ? (c.is_difference ? FormatDiff(*c.ci_low) : FormatValue(*c.ci_low)) : "");
+        line.push_back(interval ? (c.is_difference ? FormatDiff(*c.ci_high) : FormatValue(*c.ci_high)) : "");
+      }
       if (paper) {
         if (c.is_text) {
           line.push_back(c.paper_text.empty() ? missing : c.paper_text);
@@ -805,6 +913,8 @@ Result<std::string> FormatPaperTable(const PaperTable& table, const std::string&
     out << "\\hline\n\\end{tabular}\n";
     for (const auto& note : table.notes) out << "% " << note << "\n";
     out << "% (n): seeds behind the figure; -- : no result.\n";
+    if (any_spread) out << "% ±: standard deviation over the seeds.\n";
+    if (any_interval) out << "% [lo, hi]: 95% confidence interval.\n";
     return out.str();
   }
   out << "### " << table.title << "\n\n|";
@@ -820,6 +930,8 @@ Result<std::string> FormatPaperTable(const PaperTable& table, const std::string&
     out << "\n";
   }
   out << "\n(n): seeds behind the figure; —: no result.";
+  if (any_spread) out << " ±: standard deviation over the seeds.";
+  if (any_interval) out << " [lo, hi]: 95% confidence interval.";
   if (paper) out << " paper: the published figure; Δ: ours minus the paper's.";
   out << "\n";
   for (const auto& note : table.notes) out << "- " << note << "\n";

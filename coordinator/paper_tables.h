@@ -1,8 +1,9 @@
 // PaperTable: the paper's tables regenerated from the results database (`atp tables`):
 // base-to-novel (Table 1), cross-dataset (Table 2), domain generalization (Table 4), the
 // attribute search, and the ablations (soft-token length, Figure 5; class-token position,
-// Table 5; attribute order, Table 7; manual versus searched attributes, Table 8). Every cell
-// carries the seeds behind it and, optionally, the published figure. Built through a
+// Table 5; attribute order, Table 7; manual versus searched attributes, Table 8), and what
+// ATPrompt changes seed by seed (atprompt-paired). Every cell carries the seeds behind it,
+// their spread and, optionally, the published figure. Built through a
 // caller's read-only connection; not thread-safe. docs/results.md describes each table.
 #pragma once
 
@@ -23,6 +24,9 @@ namespace atp {
 struct TableCell {
   std::optional<double> value;   // ours, absent when no done job contributes: never filled in
   int64_t seeds = 0;             // seeds behind the value (the fewest of its parts for a derived value)
+  std::optional<double> spread;  // sample standard deviation over those seeds (2 seeds or more)
+  std::optional<double> ci_low, ci_high;  // a 95% interval of the value (paired differences)
+  bool is_difference = false;    // a difference: printed with its sign
   std::optional<double> paper;   // the published figure, when the paper prints one
   std::string text;              // text cells (searched attributes and weights) instead of a value
   std::string paper_text;

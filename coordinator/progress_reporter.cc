@@ -12,20 +12,6 @@ Result<ProgressMode> ParseProgressMode(const std::string& name) {
   return InvalidArgument("--log must be one of tty, plain, quiet, jsonl (got '" + name + "')");
 }
 
-std::string FormatDuration(double seconds) {
-  if (seconds < 0 || !std::isfinite(seconds)) return "?";
-  long s = std::lround(seconds);
-  char buffer[32];
-  if (s >= 3600) {
-    std::snprintf(buffer, sizeof buffer, "%ldh%02ldm", s / 3600, (s % 3600) / 60);
-  } else if (s >= 60) {
-    std::snprintf(buffer, sizeof buffer, "%ldm%02lds", s / 60, s % 60);
-  } else {
-    std::snprintf(buffer, sizeof buffer, "%lds", s);
-  }
-  return buffer;
-}
-
 std::string FormatStatusLine(const ProgressSnapshot& s) {
   char buffer[256];
   double percent = s.total > 0 ? 100.0 * static_cast<double>(s.done) / static_cast<double>(s.total) : 100.0;

@@ -13,6 +13,7 @@
 
 #include "common/clock.h"
 #include "common/json.h"
+#include "common/progress_bar.h"
 #include "common/status.h"
 
 namespace atp {
@@ -29,7 +30,6 @@ struct ProgressSnapshot {
   double eta_s = -1;      // -1: unknown
 };
 
-std::string FormatDuration(double seconds);  // "1h02m", "3m05s", "42s"
 std::string FormatStatusLine(const ProgressSnapshot& s);
 
 class ProgressReporter {

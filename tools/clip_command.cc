@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/flag_value.h"
+#include "common/progress_bar.h"
 #include "worker/clip/clip_checkpoint.h"
 #include "worker/clip/npy.h"
 #include "worker/clip/tokenizer.h"
@@ -126,6 +127,17 @@ Status WriteFeatures(const std::string& path, const torch::Tensor& features) {
   return clip::WriteNpyFloat32(path, f.sizes().vec(), f.data_ptr<float>());
 }
 
+// Progress on stderr (stdout says what was written): a bar on a terminal, a line per 10 s and
+// the final one in a log.
+ProgressBarOptions EncodeBarOptions(const std::string& label, const std::string& unit, int64_t total) {
+  ProgressBarOptions o;
+  o.label = label;
+  o.unit = unit;
+  o.total = total;
+  o.terminal = IsTerminal(stderr);
+  return o;
+}
+
 int RunEncode(int argc, char** argv) {
   std::string checkpoint, vocab, texts_path, out_dir;
   std::vector<std::string> images;
@@ -165,9 +177,12 @@ int RunEncode(int argc, char** argv) {
     auto pixels = npy ? LoadPixelsNpy(images[0], resolution) : LoadImageFiles(images, resolution);
     if (!pixels.ok()) return Fail(pixels.status().message());
     std::vector<torch::Tensor> parts;
+    ProgressBar bar(EncodeBarOptions("encode images", "images", pixels->size(0)), stderr);
     for (int64_t s = 0; s < pixels->size(0); s += batch) {
       parts.push_back((*model)->EncodeImage(pixels->narrow(0, s, std::min(batch, pixels->size(0) - s))));
+      bar.Update(std::min(s + batch, pixels->size(0)));
     }
+    bar.Finish();
     torch::Tensor features = parts.empty() ? torch::zeros({0, (*model)->options.embed_dim()}) : torch::cat(parts);
     Status st = WriteFeatures(out_dir + "/image_features.npy", features);
     if (!st.ok()) return Fail(st.message());
@@ -190,9 +205,12 @@ int RunEncode(int argc, char** argv) {
     auto ids = TokenizeLines(**tok, lines, policy, texts_path);
     if (!ids.ok()) return Fail(ids.status().message());
     std::vector<torch::Tensor> parts;
+    ProgressBar bar(EncodeBarOptions("encode texts", "texts", ids->size(0)), stderr);
     for (int64_t s = 0; s < ids->size(0); s += batch) {
       parts.push_back((*model)->EncodeText(ids->narrow(0, s, std::min(batch, ids->size(0) - s))));
+      bar.Update(std::min(s + batch, ids->size(0)));
     }
+    bar.Finish();
     torch::Tensor features = parts.empty() ? torch::zeros({0, (*model)->options.embed_dim()}) : torch::cat(parts);
     Status st = WriteFeatures(out_dir + "/text_features.npy", features);
     if (!st.ok()) return Fail(st.message());

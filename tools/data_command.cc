@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/flag_value.h"
+#include "common/progress_bar.h"
 #include "worker/data/data_check.h"
 #include "worker/data/dataset.h"
 #include "worker/data/fashion_mnist.h"
@@ -177,7 +178,17 @@ int RunImport(int argc, char** argv) {
     }
     o.max_per_class = static_cast<int>(m);
   }
+  ProgressBarOptions bar_options;
+  bar_options.label = "import";
+  bar_options.unit = "images";
+  bar_options.terminal = IsTerminal(stdout);
+  ProgressBar bar(bar_options, stdout);
+  o.progress = [&bar](int64_t done, int64_t total) {
+    bar.SetTotal(total);
+    bar.Update(done);
+  };
   auto summary = data::ImportFashionMnist(o);
+  bar.Finish();
   if (!summary.ok()) return Fail(summary.status());
   std::printf("fashion_mnist: %lld train, %lld val, %lld test images; split file %s\n",
               static_cast<long long>(summary->train), static_cast<long long>(summary->val),

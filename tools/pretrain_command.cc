@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/flag_value.h"
+#include "common/progress_bar.h"
 #include "worker/pretrain/captions.h"
 #include "worker/pretrain/tiny_clip_report.h"
 #include "worker/pretrain/tiny_clip_trainer.h"
@@ -18,7 +19,7 @@ namespace atp {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: atp pretrain --data-root DIR --out DIR [--epochs N] [--seed S] [--threads T] [--force]\n"
+    "usage: atp pretrain --data-root DIR --out DIR [--epochs N] [--seed S] [--view V] [--threads T] [--force]\n"
     "\n"
     "Trains the demo's tiny CLIP from scratch on Fashion-MNIST (the train split of\n"
     "DIR/fashion_mnist, as `atp data import-fashion-mnist --out DIR` writes it): learns a BPE\n"
@@ -36,6 +37,8 @@ constexpr const char* kUsage =
     "  --out DIR         where the three files go (created if missing; required)\n"
     "  --epochs N        passes over the train split (default 2)\n"
     "  --seed S          seeds initialisation, batch order, captions and shifts (default 1)\n"
+    "  --view V          how the pretraining images differ from the dataset's own: plain,\n"
+    "                    faded, negative or red (default plain; docs/pretrain.md)\n"
     "  --threads T       CPU threads (default: every core of this process's share)\n"
     "  --force           retrain even when matching outputs exist\n"
     "  --max-train-per-class N, --max-test-per-class N\n"
@@ -82,11 +85,16 @@ std::string Differences(const Json& have, const Json& want) {
 }
 
 void PrintReport(const pretrain::TinyClipReport& r) {
-  std::printf("zero-shot accuracy on the test split (\"a photo of a {}.\"): %.2f%% of %lld images\n",
-              100.0 * r.zero_shot_accuracy, static_cast<long long>(r.test_images));
+  std::printf("zero-shot accuracy on the test split (\"a photo of a {}.\"), %s view: %.2f%% of %lld images\n",
+              r.options.view.c_str(), 100.0 * r.zero_shot_accuracy, static_cast<long long>(r.test_images));
   for (const auto& c : r.per_class) {
     std::printf("  %-12s %6.2f%%  (%lld/%lld)\n", c.classname.c_str(), 100.0 * c.accuracy(),
                 static_cast<long long>(c.correct), static_cast<long long>(c.total));
+  }
+  if (r.options.view != "plain") {
+    // What the prompt learners start from: the dataset as imported, which pretraining never saw.
+    std::printf("zero-shot accuracy on the dataset's own images (never seen in pretraining): %.2f%%\n",
+                100.0 * r.dataset_zero_shot_accuracy);
   }
 }
 
@@ -96,7 +104,7 @@ int RunPretrainCommand(int argc, char** argv) {
   pretrain::TinyClipOptions options;
   std::string out_dir;
   bool force = false;
-  const std::vector<std::string> valued = {"--data-root", "--out", "--epochs", "--seed", "--threads",
+  const std::vector<std::string> valued = {"--data-root", "--out", "--epochs", "--seed", "--view", "--threads",
                                            "--max-train-per-class", "--max-test-per-class"};
   std::map<std::string, std::string> values;
   for (int i = 1; i < argc; ++i) {
@@ -142,6 +150,7 @@ int RunPretrainCommand(int argc, char** argv) {
       *field = static_cast<int>(v);
     }
   }
+  if (values.count("--view")) options.view = values["--view"];
   if (Status s = options.Validate(); !s.ok()) return UsageError(s.message());
 
   const std::string split = options.data_root + "/fashion_mnist/split_zhou_FashionMNIST.json";
@@ -180,15 +189,29 @@ int RunPretrainCommand(int argc, char** argv) {
     }
   }
 
-  std::printf("atp pretrain: tiny CLIP on %s, %d epoch%s, seed %llu -> %s\n", options.data_root.c_str(), options.epochs,
-              options.epochs == 1 ? "" : "s", static_cast<unsigned long long>(options.seed), out_dir.c_str());
+  std::printf("atp pretrain: tiny CLIP on %s, %d epoch%s, seed %llu, %s view -> %s\n", options.data_root.c_str(),
+              options.epochs, options.epochs == 1 ? "" : "s", static_cast<unsigned long long>(options.seed),
+              options.view.c_str(), out_dir.c_str());
   std::fflush(stdout);
-  auto progress = [](const pretrain::EpochProgress& p) {
-    std::printf("epoch %d/%d: loss %.4f, %.0f images/s, %s elapsed, ETA %s\n", p.epoch, p.epochs, p.mean_loss,
-                p.images_per_second, Duration(p.elapsed_seconds).c_str(), Duration(p.eta_seconds).c_str());
-    std::fflush(stdout);
+  ProgressBarOptions bar_options;
+  bar_options.label = "pretrain";
+  bar_options.unit = "steps";
+  bar_options.terminal = IsTerminal(stdout);
+  ProgressBar bar(bar_options, stdout);
+  auto on_step = [&bar](int64_t step, int64_t total, double loss) {
+    bar.SetTotal(total);
+    char detail[48];
+    std::snprintf(detail, sizeof detail, "loss %.3f", loss);
+    bar.Update(step, detail);
   };
-  auto report = pretrain::PretrainTinyClip(options, out_dir, progress);
+  auto progress = [&bar](const pretrain::EpochProgress& p) {
+    char line[160];
+    std::snprintf(line, sizeof line, "epoch %d/%d: loss %.4f, %.0f images/s, %s elapsed, ETA %s", p.epoch, p.epochs,
+                  p.mean_loss, p.images_per_second, Duration(p.elapsed_seconds).c_str(), Duration(p.eta_seconds).c_str());
+    bar.Message(line);
+  };
+  auto report = pretrain::PretrainTinyClip(options, out_dir, progress, on_step);
+  bar.Finish();
   if (!report.ok()) return Fail(report.status());
   std::printf("model: %s; vocabulary %d ids (%d merges); %lld train images, %d threads\n", report->model.c_str(),
               report->vocab_size, report->num_merges, static_cast<long long>(report->train_images),

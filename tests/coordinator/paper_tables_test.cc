@@ -117,9 +117,9 @@ TEST_F(PaperTablesTest, Base2NovelMarkdownLayout) {
   EXPECT_EQ(md.rfind("### Table 1: base-to-novel generalization", 0), 0u) << md.substr(0, 80);
   EXPECT_EQ(Line(md, "| dataset"), "| dataset | method | Base | Novel | HM | not done |");
   EXPECT_EQ(Line(md, "|---"), "|---|---|---:|---:|---:|---|");
-  EXPECT_EQ(Line(md, "| imagenet | CoOp |"), "| imagenet | CoOp | 80.00 (3) | 60.00 (3) | 68.57 (3) |  |");
+  EXPECT_EQ(Line(md, "| imagenet | CoOp |"), "| imagenet | CoOp | 80.00 ± 0.00 (3) | 60.00 ± 1.00 (3) | 68.57 ± 0.65 (3) |  |");
   EXPECT_EQ(Line(md, "| imagenet | CoOp+ATPrompt |"),
-            "| imagenet | CoOp+ATPrompt | 76.50 (2) | 70.50 (2) | 73.38 (2) | 1 failed |");
+            "| imagenet | CoOp+ATPrompt | 76.50 ± 0.71 (2) | 70.50 ± 0.71 (2) | 73.38 ± 0.71 (2) | 1 failed |");
   EXPECT_EQ(Line(md, "| average | CoOp+ATPrompt |"), "| average | CoOp+ATPrompt | — | — | — | 1 failed |");
   EXPECT_EQ(Line(md, "| average | CoOp |"), "| average | CoOp | 85.00 (3) | 65.00 (3) | 73.67 (3) |  |");
 
@@ -128,7 +128,8 @@ TEST_F(PaperTablesTest, Base2NovelMarkdownLayout) {
             "| dataset | method | Base | Base paper | Base Δ | Novel | Novel paper | Novel Δ | HM | HM paper | HM Δ | "
             "not done |");
   EXPECT_EQ(Line(paper, "| imagenet | CoOp |"),
-            "| imagenet | CoOp | 80.00 (3) | 76.47 | +3.53 | 60.00 (3) | 67.88 | -7.88 | 68.57 (3) | 71.92 | -3.35 |  |");
+            "| imagenet | CoOp | 80.00 ± 0.00 (3) | 76.47 | +3.53 | 60.00 ± 1.00 (3) | 67.88 | -7.88 | 68.57 ± 0.65 (3) | 71.92 | "
+            "-3.35 |  |");
   EXPECT_EQ(Line(paper, "| average | CoOp+ATPrompt |"),
             "| average | CoOp+ATPrompt | — | 82.68 | — | — | 68.04 | — | — | 74.65 | — | 1 failed |");
 }
@@ -140,21 +141,62 @@ TEST_F(PaperTablesTest, Base2NovelLatexAndCsvLayout) {
   EXPECT_NE(latex.find("\\begin{tabular}{llrrrrrrrrrr}"), std::string::npos);
   EXPECT_NE(latex.find("dataset & method & Base & Base paper & Base $\\Delta$ &"), std::string::npos);
   EXPECT_EQ(Line(latex, "imagenet & CoOp &"),
-            "imagenet & CoOp & 80.00 (3) & 76.47 & +3.53 & 60.00 (3) & 67.88 & -7.88 & 68.57 (3) & 71.92 & -3.35 &  \\\\");
-  EXPECT_EQ(Line(latex, "fgvc"), "fgvc\\_aircraft & CoOp & 86.00 (3) & 40.44 & +45.56 & 66.00 (3) & 22.30 & +43.70 & "
-                                 "74.68 (3) & 28.75 & +45.93 &  \\\\");
+            "imagenet & CoOp & 80.00 $\\pm$ 0.00 (3) & 76.47 & +3.53 & 60.00 $\\pm$ 1.00 (3) & 67.88 & -7.88 & "
+            "68.57 $\\pm$ 0.65 (3) & 71.92 & -3.35 &  \\\\");
+  EXPECT_EQ(Line(latex, "fgvc"), "fgvc\\_aircraft & CoOp & 86.00 $\\pm$ 0.00 (3) & 40.44 & +45.56 & 66.00 $\\pm$ 1.00 (3) & 22.30 & "
+                                 "+43.70 & 74.68 $\\pm$ 0.64 (3) & 28.75 & +45.93 &  \\\\");
   EXPECT_EQ(Line(latex, "average & CoOp+ATPrompt"),
             "average & CoOp+ATPrompt & -- & 82.68 & -- & -- & 68.04 & -- & -- & 74.65 & -- & 1 failed \\\\");
 
   const std::string csv = *FormatPaperTable(t, "csv", true);
   EXPECT_EQ(Line(csv, "dataset,"),
-            "dataset,method,Base,Base seeds,Base paper,Base diff,Novel,Novel seeds,Novel paper,Novel diff,HM,HM seeds,"
-            "HM paper,HM diff,not done");
+            "dataset,method,Base,Base seeds,Base std,Base paper,Base diff,Novel,Novel seeds,Novel std,Novel paper,"
+            "Novel diff,HM,HM seeds,HM std,HM paper,HM diff,not done");
   EXPECT_EQ(Line(csv, "imagenet,CoOp+ATPrompt,"),
-            "imagenet,CoOp+ATPrompt,76.50,2,76.27,+0.23,70.50,2,70.60,-0.10,73.38,2,73.33,+0.05,1 failed");
-  EXPECT_EQ(Line(csv, "average,CoOp+ATPrompt,"), "average,CoOp+ATPrompt,,0,82.68,,,0,68.04,,,0,74.65,,1 failed");
+            "imagenet,CoOp+ATPrompt,76.50,2,0.71,76.27,+0.23,70.50,2,0.71,70.60,-0.10,73.38,2,0.71,73.33,+0.05,1 failed");
+  EXPECT_EQ(Line(csv, "average,CoOp+ATPrompt,"), "average,CoOp+ATPrompt,,0,,82.68,,,0,,68.04,,,0,,74.65,,1 failed");
   EXPECT_EQ(Line(*FormatPaperTable(t, "csv", false), "dataset,"),
-            "dataset,method,Base,Base seeds,Novel,Novel seeds,HM,HM seeds,not done");
+            "dataset,method,Base,Base seeds,Base std,Novel,Novel seeds,Novel std,HM,HM seeds,HM std,not done");
+}
+
+TEST_F(PaperTablesTest, PairedTableGivesPerSeedDifferencesWithTIntervals) {
+  // CoOp with and without ATPrompt on dtd, seeds 1-4: ATPrompt adds 2, 4, 3, 3 base points
+  // and -1, 1, 0, 0 novel points. Seed 5 has no +ATPrompt result (not paired); DePT has no
+  // +ATPrompt run at all and zero-shot CLIP has no ATPrompt variant: no rows for them.
+  std::vector<PlannedJob> jobs;
+  const double base[] = {70, 72, 71, 69}, novel[] = {50, 55, 52, 51};
+  const double base_gain[] = {2, 4, 3, 3}, novel_gain[] = {-1, 1, 0, 0};
+  std::vector<double> hm_gain;
+  for (int i = 0; i < 4; ++i) {
+    jobs.push_back(Base2Novel("coop", false, "dtd", i + 1, base[i], novel[i]));
+    jobs.push_back(Base2Novel("coop", true, "dtd", i + 1, base[i] + base_gain[i], novel[i] + novel_gain[i]));
+    hm_gain.push_back(Hm(base[i] + base_gain[i], novel[i] + novel_gain[i]) - Hm(base[i], novel[i]));
+  }
+  jobs.push_back(Base2Novel("coop", false, "dtd", 5, 90, 90));
+  jobs.push_back(Base2Novel("dept", false, "dtd", 1, 70, 50));
+  jobs.push_back(Base2Novel("zsclip", false, "dtd", 1, 60, 60));
+  db_.AddSweep("paired", jobs);
+  const PaperTable t = Build("paired");
+  EXPECT_EQ(t.name, "atprompt-paired");
+  ASSERT_EQ(t.rows.size(), 1u);
+  EXPECT_EQ(t.rows[0].labels, (std::vector<std::string>{"dtd", "CoOp+ATPrompt vs CoOp"}));
+  const TableCell& b = t.rows[0].cells[0];
+  EXPECT_EQ(b.seeds, 4);
+  EXPECT_DOUBLE_EQ(*b.value, 3.0);
+  // Differences 2, 4, 3, 3: sample std sqrt(2/3); t(0.975, 3 df) = 3.1824.
+  const double half = 3.1824 * std::sqrt(2.0 / 3.0) / 2;
+  EXPECT_NEAR(*b.ci_low, 3 - half, 1e-9);
+  EXPECT_NEAR(*b.ci_high, 3 + half, 1e-9);
+  const TableCell& h = t.rows[0].cells[2];
+  EXPECT_NEAR(*h.value, (hm_gain[0] + hm_gain[1] + hm_gain[2] + hm_gain[3]) / 4, 1e-9);
+  EXPECT_EQ(h.seeds, 4);
+  const std::string md = *FormatPaperTable(t, "md", false);
+  EXPECT_EQ(Line(md, "| dtd |").rfind("| dtd | CoOp+ATPrompt vs CoOp | +3.00 [+1.70, +4.30] (4) | +0.00 [-1.30, +1.30] (4) | ", 0),
+            0u)
+      << md;
+  EXPECT_NE(md.find("[lo, hi]: 95% confidence interval."), std::string::npos);
+  EXPECT_EQ(Line(*FormatPaperTable(t, "csv", false), "dtd,").substr(0, 46),
+            "dtd,CoOp+ATPrompt vs CoOp,+3.00,4,+1.70,+4.30,");
 }
 
 TEST_F(PaperTablesTest, SweepAndWhereChooseTheResults) {
@@ -171,7 +213,7 @@ TEST_F(PaperTablesTest, SweepAndWhereChooseTheResults) {
   // Without --sweep, ImageNet's CoOp cell holds seed 1 twice: the table warns.
   const auto& notes = Build("base2novel").notes;
   EXPECT_NE(notes.back().find("several results of the same seed"), std::string::npos);
-  EXPECT_EQ(Build("base2novel", first).notes.size(), 2u);
+  EXPECT_EQ(Build("base2novel", first).notes.size(), 3u);
   const PaperTable seed2 = Build("base2novel", std::nullopt, {{"seed", "2"}});
   EXPECT_DOUBLE_EQ(*Find(seed2, {"imagenet", "CoOp"})->cells[1].value, 60.0);
   EXPECT_EQ(Find(seed2, {"imagenet", "CoOp"})->cells[1].seeds, 1);

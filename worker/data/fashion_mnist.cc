@@ -88,32 +88,51 @@ Result<FashionMnistImportSummary> ImportFashionMnist(const FashionMnistImportOpt
     if (ec) return IoError(image_dir + "/" + FolderName(n) + ": cannot create: " + ec.message());
   }
 
-  std::map<std::string, std::vector<Item>> parts;
+  // Both parts are read first, so that the number of images to write is known for progress.
+  struct Part {
+    std::string prefix, source;
+    IdxArray images, labels;
+  };
+  std::vector<Part> sources;
+  int64_t to_write = 0;
   for (const char* part : {"train", "t10k"}) {
-    const std::string src = options.source_dir + "/" + part;
-    ATP_ASSIGN_OR_RETURN(IdxArray images, ReadIdxGz(src + "-images-idx3-ubyte.gz"));
-    ATP_ASSIGN_OR_RETURN(IdxArray labels, ReadIdxGz(src + "-labels-idx1-ubyte.gz"));
-    if (images.dims.size() != 3 || labels.dims.size() != 1 || images.dims[0] != labels.dims[0]) {
-      return InvalidArgument(src + "-*-idx: image and label files do not match");
+    Part p;
+    p.source = options.source_dir + "/" + part;
+    p.prefix = std::string(part) == "train" ? "train" : "test";
+    ATP_ASSIGN_OR_RETURN(p.images, ReadIdxGz(p.source + "-images-idx3-ubyte.gz"));
+    ATP_ASSIGN_OR_RETURN(p.labels, ReadIdxGz(p.source + "-labels-idx1-ubyte.gz"));
+    if (p.images.dims.size() != 3 || p.labels.dims.size() != 1 || p.images.dims[0] != p.labels.dims[0]) {
+      return InvalidArgument(p.source + "-*-idx: image and label files do not match");
     }
-    const int rows = images.dims[1], cols = images.dims[2];
-    const std::string prefix = std::string(part) == "train" ? "train" : "test";
     std::vector<int> per_class(names.size(), 0);
-    auto& items = parts[prefix];
-    for (int i = 0; i < images.dims[0]; ++i) {
-      const int label = labels.data[i];
+    for (int i = 0; i < p.images.dims[0]; ++i) {
+      const int label = p.labels.data[i];
       if (label >= static_cast<int>(names.size())) {
-        return InvalidArgument(src + "-labels-idx1-ubyte.gz: label " + std::to_string(label) +
-                               " at index " + std::to_string(i) + " is not a Fashion-MNIST class");
+        return InvalidArgument(p.source + "-labels-idx1-ubyte.gz: label " + std::to_string(label) + " at index " +
+                               std::to_string(i) + " is not a Fashion-MNIST class");
       }
+      if (options.max_per_class == 0 || per_class[label]++ < options.max_per_class) ++to_write;
+    }
+    sources.push_back(std::move(p));
+  }
+
+  std::map<std::string, std::vector<Item>> parts;
+  int64_t written = 0;
+  for (const Part& p : sources) {
+    const int rows = p.images.dims[1], cols = p.images.dims[2];
+    std::vector<int> per_class(names.size(), 0);
+    auto& items = parts[p.prefix];
+    for (int i = 0; i < p.images.dims[0]; ++i) {
+      const int label = p.labels.data[i];
       if (options.max_per_class > 0 && per_class[label] >= options.max_per_class) continue;
       ++per_class[label];
       char file[64];
-      snprintf(file, sizeof(file), "%s_%05d.png", prefix.c_str(), i);
+      snprintf(file, sizeof(file), "%s_%05d.png", p.prefix.c_str(), i);
       const std::string rel = FolderName(names[label]) + "/" + file;
       ATP_RETURN_IF_ERROR(WritePngFile(image_dir + "/" + rel, cols, rows, 1,
-                                       images.data.data() + static_cast<size_t>(i) * rows * cols));
+                                       p.images.data.data() + static_cast<size_t>(i) * rows * cols));
       items.push_back(Item{rel, label});
+      if (options.progress) options.progress(++written, to_write);
     }
   }
 

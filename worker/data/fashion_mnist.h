@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,8 @@ struct FashionMnistImportOptions {
   std::string out_root;
   // 0 = all; otherwise only the first N images of each class from each idx file (tests).
   int max_per_class = 0;
+  // After each image written: images written, images to write. May be empty.
+  std::function<void(int64_t done, int64_t total)> progress;
 };
 
 struct FashionMnistImportSummary {

@@ -1,5 +1,6 @@
 #include "worker/pretrain/tiny_clip_report.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,21 @@ namespace {
 constexpr const char* kFormat = "atp-tiny-clip-1";
 
 }  // namespace
+
+const std::vector<std::string>& PretrainViewNames() {
+  static const std::vector<std::string> kViews = {"plain", "negative", "faded", "red"};
+  return kViews;
+}
+
+void ApplyPretrainView(const std::string& view, int channel, uint8_t* values, int64_t count) {
+  if (view == "negative") {
+    for (int64_t i = 0; i < count; ++i) values[i] = static_cast<uint8_t>(255 - values[i]);
+  } else if (view == "faded") {
+    for (int64_t i = 0; i < count; ++i) values[i] = static_cast<uint8_t>(64 + values[i] / 2);
+  } else if (view == "red" && channel != 0) {
+    std::fill(values, values + count, uint8_t{0});
+  }
+}
 
 Json TinyClipOptions::ToJson() const {
   Json j;
@@ -34,6 +50,7 @@ Json TinyClipOptions::ToJson() const {
   j["text_layers"] = text_layers;
   j["context_length"] = context_length;
   j["embed_dim"] = embed_dim;
+  j["view"] = view;
   return j;
 }
 
@@ -58,6 +75,7 @@ Result<TinyClipOptions> TinyClipOptions::FromJson(const Json& j) {
     o.text_layers = j.at("text_layers").get<int>();
     o.context_length = j.at("context_length").get<int>();
     o.embed_dim = j.at("embed_dim").get<int>();
+    o.view = j.value("view", std::string("plain"));  // runs made before views existed saw plain images
   } catch (const std::exception& e) {
     return InvalidArgument(std::string("tiny CLIP options: ") + e.what());
   }
@@ -81,6 +99,12 @@ Status TinyClipOptions::Validate() const {
   if (threads < 0) return InvalidArgument("threads must be >= 0 (0 = every core), got " + std::to_string(threads));
   if (max_train_per_class < 0 || max_test_per_class < 0) {
     return InvalidArgument("the per-class image limits must be >= 0 (0 = every image)");
+  }
+  const auto& views = PretrainViewNames();
+  if (std::find(views.begin(), views.end(), view) == views.end()) {
+    std::string names;
+    for (const auto& v : views) names += (names.empty() ? "" : ", ") + v;
+    return InvalidArgument("unknown view '" + view + "'; the views are " + names);
   }
   if (warmup_steps < 0) return InvalidArgument("warmup_steps must be >= 0");
   if (!(learning_rate > 0) || !(weight_decay >= 0)) {
@@ -115,6 +139,7 @@ Json TinyClipReport::ToJson() const {
   j["epoch_losses"] = epoch_losses;
   j["zero_shot_accuracy"] = zero_shot_accuracy;
   j["zero_shot_template"] = "a photo of a {}.";
+  j["dataset_zero_shot_accuracy"] = dataset_zero_shot_accuracy;
   Json classes = Json::array();
   for (const auto& c : per_class) {
     classes.push_back({{"class", c.classname}, {"correct", c.correct}, {"total", c.total}, {"accuracy", c.accuracy()}});
@@ -143,6 +168,7 @@ Result<TinyClipReport> TinyClipReport::FromJson(const Json& j, const std::string
     r.steps = j.at("steps").get<int64_t>();
     r.epoch_losses = j.at("epoch_losses").get<std::vector<double>>();
     r.zero_shot_accuracy = j.at("zero_shot_accuracy").get<double>();
+    r.dataset_zero_shot_accuracy = j.value("dataset_zero_shot_accuracy", r.zero_shot_accuracy);
     for (const auto& c : j.at("per_class")) {
       r.per_class.push_back({c.at("class").get<std::string>(), c.at("correct").get<int64_t>(), c.at("total").get<int64_t>()});
     }

@@ -35,6 +35,9 @@ struct TinyClipOptions {
   int text_layers = 3;
   int context_length = 77;
   int embed_dim = 128;
+  // How the pretraining images differ from the dataset's own (PretrainViewNames()): the tiny
+  // CLIP's world, which the downstream task (the dataset as imported) then differs from.
+  std::string view = "plain";
 
   // Everything but `threads` (float reductions may differ with the thread count, but the run
   // is the same run).
@@ -43,6 +46,15 @@ struct TinyClipOptions {
   // Widths multiples of 64, patch dividing the resolution, positive counts; says which flag.
   Status Validate() const;
 };
+
+// The pretraining views, each a map of a pixel's 8-bit RGB values (ApplyPretrainView):
+//   plain     the images as imported (grey garments on black)
+//   negative  255 - v: dark garments on white, as a photographic negative
+//   faded     64 + v / 2: low contrast on grey
+//   red       (v, 0, 0): red garments on black
+const std::vector<std::string>& PretrainViewNames();
+// Maps `count` values of one colour channel (0 = R, 1 = G, 2 = B) in place.
+void ApplyPretrainView(const std::string& view, int channel, uint8_t* values, int64_t count);
 
 struct ClassAccuracy {
   std::string classname;
@@ -60,8 +72,11 @@ struct TinyClipReport {
   int64_t test_images = 0;
   int64_t steps = 0;
   std::vector<double> epoch_losses;   // mean loss of each epoch
-  double zero_shot_accuracy = 0.0;    // on the test split, template "a photo of a {}."
+  double zero_shot_accuracy = 0.0;    // on the test split in the pretraining view, "a photo of a {}."
   std::vector<ClassAccuracy> per_class;
+  // The same on the dataset's own test images (equal to the above for the plain view): what a
+  // prompt learner starts from.
+  double dataset_zero_shot_accuracy = 0.0;
   double prepare_seconds = 0.0;       // vocabulary, decoding, model
   double train_seconds = 0.0;
   double eval_seconds = 0.0;

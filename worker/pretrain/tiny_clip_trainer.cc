@@ -267,6 +267,17 @@ torch::Tensor TinyClipTrainer::Normalize(const torch::Tensor& pixels_u8) const {
   return (pixels_u8.to(torch::kFloat32) / 255.0f - mean) / std;
 }
 
+torch::Tensor TinyClipTrainer::InView(const torch::Tensor& pixels_u8) const {
+  if (options_.view == "plain") return pixels_u8;
+  torch::Tensor out = pixels_u8.contiguous().clone();
+  const int64_t n = out.size(0), plane = out.size(2) * out.size(3);
+  uint8_t* values = out.data_ptr<uint8_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    for (int c = 0; c < 3; ++c) ApplyPretrainView(options_.view, c, values + (i * 3 + c) * plane, plane);
+  }
+  return out;
+}
+
 torch::Tensor TinyClipTrainer::Augment(const torch::Tensor& pixels_u8, std::mt19937_64* rng) const {
   // A shift of up to 2 pixels each way, filled with black (Fashion-MNIST's background). No
   // flips: the dataset's shoes all point the same way, and the test images are not flipped.
@@ -281,7 +292,7 @@ torch::Tensor TinyClipTrainer::Augment(const torch::Tensor& pixels_u8, std::mt19
   return out;
 }
 
-Status TinyClipTrainer::Train(const ProgressFn& progress) {
+Status TinyClipTrainer::Train(const ProgressFn& progress, const StepFn& on_step) {
   const auto start = Clock::now();
   SetCpuThreads(report_.threads_used);
   clip::ClipImpl& m = *model_;
@@ -339,7 +350,8 @@ Status TinyClipTrainer::Train(const ProgressFn& progress) {
           text_classes.push_back(label);
         }
       }
-      torch::Tensor pixels = Normalize(Augment(train_pixels_.index_select(0, torch::tensor(index)), &rng));
+      // Shifted first, then seen in the pretraining view: the filled border is background there too.
+      torch::Tensor pixels = Normalize(InView(Augment(train_pixels_.index_select(0, torch::tensor(index)), &rng)));
       torch::Tensor ids = caption_ids_.index_select(0, torch::tensor(text_rows));
       torch::Tensor logits = m.Logits(m.EncodeImage(pixels), m.EncodeText(ids));
       torch::Tensor loss = MultiPositiveClipLoss(logits, torch::tensor(labels), torch::tensor(text_classes));
@@ -356,6 +368,7 @@ Status TinyClipTrainer::Train(const ProgressFn& progress) {
                         "; lower the learning rate");
       }
       loss_sum += value;
+      if (on_step) on_step(step + 1, total_steps, value);
     }
     report_.epoch_losses.push_back(loss_sum / static_cast<double>(std::max<int64_t>(1, steps_per_epoch)));
     if (progress) {
@@ -378,7 +391,7 @@ Status TinyClipTrainer::Train(const ProgressFn& progress) {
 }
 
 torch::Tensor TinyClipTrainer::TestPixels(int64_t count) const {
-  return Normalize(test_pixels_.narrow(0, 0, std::min<int64_t>(count, test_pixels_.size(0))));
+  return Normalize(InView(test_pixels_.narrow(0, 0, std::min<int64_t>(count, test_pixels_.size(0)))));
 }
 
 torch::Tensor TinyClipTrainer::ZeroShotTokenIds() const {
@@ -402,26 +415,41 @@ Status TinyClipTrainer::Evaluate() {
   m.eval();
   const torch::Tensor text = m.EncodeText(ZeroShotTokenIds());
   const int64_t classes = text.size(0), n = test_pixels_.size(0);
-  std::vector<ClassAccuracy> per_class(static_cast<size_t>(classes));
-  for (int64_t c = 0; c < classes; ++c) per_class[static_cast<size_t>(c)].classname = class_names_[static_cast<size_t>(c)];
-  int64_t correct = 0;
-  constexpr int64_t kChunk = 500;
-  for (int64_t begin = 0; begin < n; begin += kChunk) {
-    const int64_t len = std::min(kChunk, n - begin);
-    torch::Tensor predicted = m.Logits(m.EncodeImage(Normalize(test_pixels_.narrow(0, begin, len))), text).argmax(1);
-    auto acc = predicted.accessor<int64_t, 1>();
-    for (int64_t i = 0; i < len; ++i) {
-      const int64_t label = test_labels_[static_cast<size_t>(begin + i)];
-      ClassAccuracy& c = per_class[static_cast<size_t>(label)];
-      ++c.total;
-      if (acc[i] == label) {
-        ++c.correct;
-        ++correct;
+  // In the pretraining view (what the model learned) and as the dataset has them (what the
+  // prompt learners start from).
+  for (const bool in_view : {true, false}) {
+    if (!in_view && options_.view == "plain") {
+      report_.dataset_zero_shot_accuracy = report_.zero_shot_accuracy;
+      break;
+    }
+    std::vector<ClassAccuracy> per_class(static_cast<size_t>(classes));
+    for (int64_t c = 0; c < classes; ++c) per_class[static_cast<size_t>(c)].classname = class_names_[static_cast<size_t>(c)];
+    int64_t correct = 0;
+    constexpr int64_t kChunk = 500;
+    for (int64_t begin = 0; begin < n; begin += kChunk) {
+      const int64_t len = std::min(kChunk, n - begin);
+      torch::Tensor pixels = test_pixels_.narrow(0, begin, len);
+      if (in_view) pixels = InView(pixels);
+      torch::Tensor predicted = m.Logits(m.EncodeImage(Normalize(pixels)), text).argmax(1);
+      auto acc = predicted.accessor<int64_t, 1>();
+      for (int64_t i = 0; i < len; ++i) {
+        const int64_t label = test_labels_[static_cast<size_t>(begin + i)];
+        ClassAccuracy& c = per_class[static_cast<size_t>(label)];
+        ++c.total;
+        if (acc[i] == label) {
+          ++c.correct;
+          ++correct;
+        }
       }
     }
+    const double accuracy = static_cast<double>(correct) / static_cast<double>(std::max<int64_t>(1, n));
+    if (in_view) {
+      report_.per_class = per_class;
+      report_.zero_shot_accuracy = accuracy;
+    } else {
+      report_.dataset_zero_shot_accuracy = accuracy;
+    }
   }
-  report_.per_class = per_class;
-  report_.zero_shot_accuracy = static_cast<double>(correct) / static_cast<double>(std::max<int64_t>(1, n));
   report_.eval_seconds = SecondsSince(start);
   return Status::Ok();
 }
@@ -439,10 +467,10 @@ Status TinyClipTrainer::Save(const std::string& out_dir) {
 }
 
 Result<TinyClipReport> PretrainTinyClip(const TinyClipOptions& options, const std::string& out_dir,
-                                        const ProgressFn& progress) {
+                                        const ProgressFn& progress, const StepFn& on_step) {
   ATP_ASSIGN_OR_RETURN(std::unique_ptr<TinyClipTrainer> trainer, TinyClipTrainer::Create(options));
   try {
-    ATP_RETURN_IF_ERROR(trainer->Train(progress));
+    ATP_RETURN_IF_ERROR(trainer->Train(progress, on_step));
     ATP_RETURN_IF_ERROR(trainer->Evaluate());
   } catch (const std::exception& e) {
     return Internal(std::string("tiny CLIP pretraining failed: ") + e.what());

@@ -35,6 +35,8 @@ struct EpochProgress {
   double eta_seconds = 0.0;        // remaining epochs at this epoch's speed
 };
 using ProgressFn = std::function<void(const EpochProgress&)>;
+// After every training step: steps done and steps in all, and the step's loss.
+using StepFn = std::function<void(int64_t step, int64_t total_steps, double loss)>;
 
 // The model of these options: ViT image tower and text tower, heads = width / 64.
 clip::ClipOptions TinyClipModelOptions(const TinyClipOptions& options, int vocab_size);
@@ -51,18 +53,19 @@ class TinyClipTrainer {
   // options.data_root and decodes its images at the model's resolution, builds the model.
   static Result<std::unique_ptr<TinyClipTrainer>> Create(const TinyClipOptions& options);
 
-  // Runs every epoch; `progress` is called after each.
-  Status Train(const ProgressFn& progress = {});
+  // Runs every epoch; `progress` is called after each, `on_step` after every step.
+  Status Train(const ProgressFn& progress = {}, const StepFn& on_step = {});
 
-  // Zero-shot accuracy on the test split with "a photo of a {}.": fills the report's figures.
+  // Zero-shot accuracy on the test split with "a photo of a {}.", in the pretraining view and
+  // on the dataset's own images: fills the report's figures.
   Status Evaluate();
 
   // Writes checkpoint, vocabulary and report (TinyClipPathsIn(out_dir)), creating the folder.
   // The report's total time runs from Create to here.
   Status Save(const std::string& out_dir);
 
-  // Normalised pixels [N, 3, R, R] of the first `count` test images (in split order), as the
-  // evaluation sees them.
+  // Normalised pixels [N, 3, R, R] of the first `count` test images (in split order), in the
+  // pretraining view.
   torch::Tensor TestPixels(int64_t count) const;
   // Token ids [classes, context] of the zero-shot prompts.
   torch::Tensor ZeroShotTokenIds() const;
@@ -78,6 +81,8 @@ class TinyClipTrainer {
  private:
   TinyClipTrainer() = default;
   torch::Tensor Normalize(const torch::Tensor& pixels_u8) const;
+  // The pixels as the pretraining view shows them (TinyClipOptions::view); plain: unchanged.
+  torch::Tensor InView(const torch::Tensor& pixels_u8) const;
   torch::Tensor Augment(const torch::Tensor& pixels_u8, std::mt19937_64* rng) const;
 
   std::chrono::steady_clock::time_point created_;
@@ -100,6 +105,6 @@ class TinyClipTrainer {
 // Create, Train, Evaluate, Save: the whole of `atp pretrain`. The report's total time covers
 // all of it.
 Result<TinyClipReport> PretrainTinyClip(const TinyClipOptions& options, const std::string& out_dir,
-                                        const ProgressFn& progress = {});
+                                        const ProgressFn& progress = {}, const StepFn& on_step = {});
 
 }  // namespace atp::pretrain

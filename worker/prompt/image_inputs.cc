@@ -25,7 +25,7 @@ Result<torch::Tensor> ImageInputs::TrainFeatures(const std::vector<data::Datum>&
 Result<torch::Tensor> ImageInputs::Features(const std::vector<data::Datum>& items, bool train, int64_t epoch) {
   train::ExtractOptions extract;
   extract.resolution = options_.resolution;
-  extract.train_augment = train;
+  extract.train_augment = train && options_.augment;
   extract.seed = options_.seed;
   extract.epoch = epoch;
   extract.batch_size = options_.batch_size;

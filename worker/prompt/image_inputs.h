@@ -35,6 +35,7 @@ struct ImageInputsOptions {
   int batch_size = 64;  // images per forward when extracting
   int threads = 0;
   std::string backbone_digest;  // identifies the weights in cache keys
+  bool augment = true;  // false: training features are those of the test transform
 };
 
 class ImageInputs {

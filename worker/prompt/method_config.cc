@@ -99,6 +99,7 @@ Json MethodConfig::ToJson() const {
               {"momentum", momentum},
               {"weight_decay", weight_decay},
               {"max_steps_per_epoch", max_steps_per_epoch},
+              {"augment", augment},
               {"maple_depth", maple_depth},
               {"dept_weight", dept_weight},
               {"bases", bases},
@@ -160,6 +161,7 @@ Result<MethodConfig> ResolveMethodConfig(const std::string& method, const Json& 
   ATP_RETURN_IF_ERROR(Read(params, method, "weight_decay", &c.weight_decay));
   ATP_RETURN_IF_ERROR(Read(params, method, "n_ctx", &c.design.n_ctx));
   ATP_RETURN_IF_ERROR(Read(params, method, "max_steps_per_epoch", &c.max_steps_per_epoch));
+  ATP_RETURN_IF_ERROR(Read(params, method, "augment", &c.augment));
   if (method == "attribute_search") {
     ATP_RETURN_IF_ERROR(Read(params, method, "alpha_lr", &c.alpha_lr));
     ATP_RETURN_IF_ERROR(Read(params, method, "max_group_size", &c.max_group_size));

@@ -37,6 +37,7 @@ struct MethodConfig {
   double momentum = 0.9;
   double weight_decay = 5e-4;
   int max_steps_per_epoch = 0;  // 0 = the whole epoch (tests and smoke runs cap it)
+  bool augment = true;  // false: training images get the test transform (no crop, no flip)
 
   int maple_depth = 9;          // MaPLe prompt depth J
   double dept_weight = 0.7;     // DePT linear-probe loss weight w

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "common/blas_runtime.h"
+#include "common/progress_bar.h"
 #include "worker/clip/clip_checkpoint.h"
 #include "worker/clip/cpu_threads.h"
 #include "worker/clip/tokenizer.h"
@@ -61,14 +62,6 @@ Result<data::ProtocolSplits> Splits(const MethodConfig& config, const std::strin
   options.seed = config.seed;
   options.subset = subset;
   return data::ApplyProtocol(std::move(full), options);
-}
-
-std::string Elapsed(double seconds) {
-  char buffer[32];
-  int s = static_cast<int>(seconds + 0.5);
-  if (s >= 3600) std::snprintf(buffer, sizeof buffer, "%dh%02dm", s / 3600, s / 60 % 60);
-  else std::snprintf(buffer, sizeof buffer, "%dm%02ds", s / 60, s % 60);
-  return buffer;
 }
 
 }  // namespace
@@ -158,8 +151,29 @@ MethodResult RunPromptMethod(JobContext& context) {
   input_options.seed = static_cast<uint64_t>(config.seed);
   input_options.threads = threads;
   input_options.backbone_digest = backbone_digest;
+  input_options.augment = config.augment;
   ImageInputs inputs(clip, input_options, cache.get(), sync.get());
-  auto report_progress = [&context](int64_t done, int64_t total) { context.ReportProgress(done, total); };
+  std::unique_ptr<ProgressBar> phase_bar;
+  int64_t phase_done = 0;
+  auto report_progress = [&](int64_t done, int64_t total) {
+    context.ReportProgress(done, total);
+    if (!phase_bar || done < phase_done) {
+      ProgressBarOptions o;
+      o.label = "[atp] images";
+      o.unit = "images";
+      o.total = total;
+      o.terminal = IsTerminal(stderr);
+      o.transient = true;
+      if (phase_bar) phase_bar->Finish();
+      phase_bar = std::make_unique<ProgressBar>(o, stderr);
+    }
+    phase_done = done;
+    phase_bar->Update(done);
+    if (done >= total) {
+      phase_bar->Finish();
+      phase_bar.reset();
+    }
+  };
   inputs.on_progress = report_progress;
 
   TrainerHooks hooks;
@@ -171,29 +185,26 @@ MethodResult RunPromptMethod(JobContext& context) {
   hooks.on_checkpoint = [&context](const std::string& path) { context.ReportCheckpoint(path); };
   hooks.on_eval_progress = report_progress;
   hooks.checkpoint_meta = Json{{"method", config.method}, {"job", spec.Key()}, {"config", config.ToJson()}};
-  auto last_line = std::chrono::steady_clock::now() - std::chrono::hours(1);
-  auto first_step_time = std::chrono::steady_clock::now();
-  int64_t first_step = -1;
+  // Training steps as one bar; every feature extraction and evaluation pass as a transient
+  // bar of its own (a new one whenever the count starts over). On stderr: the terminal for
+  // `atp train`, the job's log under atp-sweep (plain lines every 10 s there).
+  ProgressBarOptions train_bar_options;
+  train_bar_options.label = "[atp] train";
+  train_bar_options.unit = "steps";
+  train_bar_options.terminal = IsTerminal(stderr);
+  ProgressBar train_bar(train_bar_options, stderr);
+  int64_t steps_before = -1;  // steps done by an earlier attempt (resume): not this run's work
   hooks.on_step = [&](const TrainProgress& p) {
     context.ReportProgress(p.global_step, p.total_steps);
-    auto now = std::chrono::steady_clock::now();
-    if (first_step < 0) first_step = p.global_step, first_step_time = now;
-    if (p.step == p.steps || now - last_line > std::chrono::seconds(10)) {
-      last_line = now;
-      const double elapsed = std::chrono::duration<double>(now - started).count();
-      const double per_step = p.global_step > first_step
-                                  ? std::chrono::duration<double>(now - first_step_time).count() /
-                                        static_cast<double>(p.global_step - first_step)
-                                  : 0;
-      std::fprintf(stderr, "[atp] epoch %lld/%lld step %lld/%lld loss %.4f lr %.3g elapsed %s eta %s\n",
-                   static_cast<long long>(p.epoch + 1), static_cast<long long>(p.epochs),
-                   static_cast<long long>(p.step), static_cast<long long>(p.steps), p.loss, p.lr,
-                   Elapsed(elapsed).c_str(),
-                   per_step > 0 ? Elapsed(per_step * static_cast<double>(p.total_steps - p.global_step)).c_str()
-                                : "?");
-    }
+    if (steps_before < 0) steps_before = p.global_step - 1;
+    train_bar.SetTotal(p.total_steps - steps_before);
+    char detail[160];
+    std::snprintf(detail, sizeof detail, "epoch %lld/%lld step %lld/%lld loss %.4f lr %.3g",
+                  static_cast<long long>(p.epoch + 1), static_cast<long long>(p.epochs),
+                  static_cast<long long>(p.step), static_cast<long long>(p.steps), p.loss, p.lr);
+    train_bar.Update(p.global_step - steps_before, detail);
+    if (p.global_step == p.total_steps) train_bar.Finish();
   };
-
   MethodResult result;
   result.outputs["config"] = config.ToJson();
   // Where the job's time went: its thread count and the BLAS kernel it ran on.
@@ -240,6 +251,7 @@ MethodResult RunPromptMethod(JobContext& context) {
   trainer_options.weight_decay = config.weight_decay;
   trainer_options.seed = static_cast<uint64_t>(config.seed);
   trainer_options.max_steps_per_epoch = config.max_steps_per_epoch;
+  trainer_options.augment = config.augment;
   trainer_options.test_batch_size = config.test_batch_size;
   trainer_options.data_root = config.data_root;
   trainer_options.resolution = resolution;

@@ -52,7 +52,8 @@ Result<torch::Tensor> Trainer::TrainInputs(const std::vector<data::Datum>& items
   for (int64_t index : positions) {
     const auto& item = items[static_cast<size_t>(index)];
     ATP_ASSIGN_OR_RETURN(data::Image image, data::DecodeImageFile(data::JoinRoot(options_.data_root, item.path)));
-    images.push_back(data::TrainAugment(image, options_.resolution, options_.seed, epoch, index));
+    images.push_back(options_.augment ? data::TrainAugment(image, options_.resolution, options_.seed, epoch, index)
+                                      : data::ClipTestTransform(image, options_.resolution));
   }
   return torch::stack(images).to(options_.device);
 }

@@ -44,6 +44,7 @@ struct TrainerOptions {
   // Pixel models (MaPLe): the data loader's settings.
   std::string data_root;
   int resolution = 224;
+  bool augment = true;  // pixel models: false feeds training images through the test transform
   int threads = 0;
 };
 
