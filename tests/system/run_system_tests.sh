@@ -19,6 +19,7 @@ passed=0
 failed=0
 failures=()
 WORK=$(mktemp -d /tmp/atp-system.XXXXXX)
+. "$(dirname "${BASH_SOURCE[0]}")/check_runner.sh"
 trap 'pkill -KILL -f "$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
 
 check() {  # check "description" command...
@@ -296,26 +297,7 @@ ALL=(test_dry_run test_single_process_and_resubmission test_mpi_groups test_faul
 SELECTED=("$@")
 [ ${#SELECTED[@]} -eq 0 ] && SELECTED=("${ALL[@]}")
 for CURRENT in "${SELECTED[@]}"; do
-  echo "$CURRENT"
-  mkdir -p "$WORK/$CURRENT"
-  # The marker line shows that the function ran to its end: one that aborts (an unset
-  # variable, a command that kills the subshell) or checks nothing counts as a failure.
-  (cd "$WORK/$CURRENT" && { "$CURRENT"; echo "  --end--"; }) > "$WORK/$CURRENT.out" 2>&1
-  grep -v '^  --end--$' "$WORK/$CURRENT.out"
-  p=$(grep -c '^  ok ' "$WORK/$CURRENT.out")
-  f=$(grep -c '^  FAIL ' "$WORK/$CURRENT.out")
-  s=$(grep -c '^  skip ' "$WORK/$CURRENT.out")
-  if ! grep -q '^  --end--$' "$WORK/$CURRENT.out"; then
-    echo "  FAIL  $CURRENT did not run to its end (after $p passed and $f failed checks)"
-    f=$((f + 1))
-    failures+=("$CURRENT: aborted")
-  elif [ $((p + f + s)) -eq 0 ]; then
-    echo "  FAIL  $CURRENT ran no check"
-    f=$((f + 1))
-    failures+=("$CURRENT: no check")
-  fi
-  passed=$((passed + p))
-  failed=$((failed + f))
+  run_check "$CURRENT"
 done
 echo
 echo "$passed passed, $failed failed"

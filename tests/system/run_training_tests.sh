@@ -14,6 +14,8 @@ ATP="$BUILD/tools/atp"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 MPIRUN=(mpirun --oversubscribe --mca btl self,vader,tcp --mca btl_tcp_if_include lo)
 WORK=$(mktemp -d /tmp/atp-training.XXXXXX)
+failures=()
+. "$(dirname "${BASH_SOURCE[0]}")/check_runner.sh"
 trap 'pkill -KILL -f "$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
 
 if [ ! -d /usr/share/datasets/fashion-mnist ]; then
@@ -168,24 +170,7 @@ SELECTED=("$@")
 passed=0
 failed=0
 for CURRENT in "${SELECTED[@]}"; do
-  echo "$CURRENT"
-  mkdir -p "$WORK/$CURRENT"
-  # The marker line shows that the function ran to its end: one that aborts (an unset
-  # variable, a command that kills the subshell) or checks nothing counts as a failure.
-  (cd "$WORK/$CURRENT" && { "$CURRENT"; echo "  --end--"; }) > "$WORK/$CURRENT.out" 2>&1
-  grep -v '^  --end--$' "$WORK/$CURRENT.out"
-  p=$(grep -c '^  ok ' "$WORK/$CURRENT.out")
-  f=$(grep -c '^  FAIL ' "$WORK/$CURRENT.out")
-  s=$(grep -c '^  skip ' "$WORK/$CURRENT.out")
-  if ! grep -q '^  --end--$' "$WORK/$CURRENT.out"; then
-    echo "  FAIL  $CURRENT did not run to its end (after $p passed and $f failed checks)"
-    f=$((f + 1))
-  elif [ $((p + f + s)) -eq 0 ]; then
-    echo "  FAIL  $CURRENT ran no check"
-    f=$((f + 1))
-  fi
-  passed=$((passed + p))
-  failed=$((failed + f))
+  run_check "$CURRENT"
 done
 echo
 echo "$passed passed, $failed failed"
