@@ -13,6 +13,7 @@
 
 #include "coordinator/sqlite_util.h"
 #include "coordinator/store.h"
+#include "tests/coordinator/schema_downgrade.h"
 
 namespace atp {
 namespace {
@@ -402,15 +403,7 @@ TEST_F(StoreReaderTest, AVersionOneDatabaseStillReports) {
     ASSERT_NE(store, nullptr);
     Populate(*store);
   }
-  sqlite3* raw = nullptr;
-  ASSERT_EQ(sqlite3_open(db_path_.c_str(), &raw), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(raw,
-                         "ALTER TABLE runs DROP COLUMN compute_json; "
-                         "UPDATE meta SET value = '1' WHERE key = 'schema_version'",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK)
-      << sqlite3_errmsg(raw);
-  sqlite3_close(raw);
+  ASSERT_EQ(DowngradeToSchemaVersionOne(db_path_), "");
   auto reader = OpenReader();
   ASSERT_NE(reader, nullptr);
   auto summary = reader->Summary(std::nullopt);

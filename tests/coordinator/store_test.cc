@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "coordinator/sqlite_util.h"
+#include "tests/coordinator/schema_downgrade.h"
 
 namespace atp {
 namespace {
@@ -146,15 +147,7 @@ TEST_F(StoreTest, AVersionOneDatabaseGainsTheRunsComputeColumnAndKeepsItsRuns) {
     ASSERT_TRUE(store->BeginRun(Provenance{}).ok());
   }
   // Back to the version-1 layout: runs without compute_json.
-  sqlite3* raw = nullptr;
-  ASSERT_EQ(sqlite3_open(db_path_.c_str(), &raw), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(raw,
-                         "ALTER TABLE runs DROP COLUMN compute_json; "
-                         "UPDATE meta SET value = '1' WHERE key = 'schema_version'",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK)
-      << sqlite3_errmsg(raw);
-  sqlite3_close(raw);
+  ASSERT_EQ(DowngradeToSchemaVersionOne(db_path_), "");
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(Query(*store, "SELECT value FROM meta WHERE key = 'schema_version'"), std::to_string(kStoreSchemaVersion));
