@@ -7,6 +7,7 @@
 #include <iterator>
 #include <map>
 
+#include "common/atomic_file.h"
 #include "tests/pretrain/pretrain_test_util.h"
 #include "worker/clip/text_cleaner.h"
 #include "worker/clip/tokenizer.h"
@@ -110,7 +111,9 @@ TEST(BpeTrainerTest, WritesOpenAisFormatDeterministically) {
   ASSERT_TRUE(WriteBpeVocabulary(dir.File("b.txt.gz"), merges).ok());
   EXPECT_EQ(ReadGzip(dir.File("a.txt.gz")), "#version: 0.2\nl o\nlo w</w>\n");
   EXPECT_EQ(ReadBytes(dir.File("a.txt.gz")), ReadBytes(dir.File("b.txt.gz")));
-  EXPECT_FALSE(std::filesystem::exists(dir.File("a.txt.gz.tmp")));
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_FALSE(IsAtomicWriteTemp(entry.path().filename().string())) << entry.path();
+  }
   EXPECT_EQ(WriteBpeVocabulary(dir.File("no/such/dir/v.gz"), merges).code(), StatusCode::kIoError);
 }
 

@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "common/atomic_file.h"
 #include "common/json.h"
 #include "tests/pretrain/pretrain_test_util.h"
 #include "tests/support/python_torch.h"
@@ -30,7 +31,9 @@ TEST(ClipStateDictWriterTest, LoadClipReadsBackEveryTensorExactly) {
   TempDir dir;
   clip::Clip model = SmallRandomClip();
   ASSERT_TRUE(SaveClipStateDict(*model, dir.File("m.pt")).ok());
-  EXPECT_FALSE(std::filesystem::exists(dir.File("m.pt.tmp")));
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_FALSE(IsAtomicWriteTemp(entry.path().filename().string())) << entry.path();
+  }
   auto loaded = clip::LoadClip(dir.File("m.pt"));
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_EQ((*loaded)->options.ToString(), model->options.ToString());

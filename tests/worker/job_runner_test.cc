@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/atomic_file.h"
 #include "common/in_process_communicator.h"
 #include "common/job_spec.h"
 #include "common/method_catalog.h"
@@ -391,9 +392,10 @@ TEST_F(JobRunnerTest, AFullDiskIsNamedAndFlagged) {
   JobRequest request = SleepJob(Json{{"seconds", 1.0}, {"steps", 2}});
   fs::create_directories(request.workdir);
   Start(request);
-  // The sleep method writes its checkpoint through "<workdir>/checkpoint.json.tmp.<pid>";
-  // pointing that name at /dev/full makes every write fail with ENOSPC.
-  const std::string temp = request.workdir + "/checkpoint.json.tmp." + std::to_string(runner_->executor_pid());
+  // The sleep method's first checkpoint is the executor's first atomic write, through
+  // AtomicWriteTempPath(<workdir>/checkpoint.json, pid, 0); pointing that name at /dev/full
+  // makes the write fail with ENOSPC.
+  const std::string temp = AtomicWriteTempPath(request.workdir + "/checkpoint.json", runner_->executor_pid(), 0);
   ASSERT_EQ(::symlink("/dev/full", temp.c_str()), 0) << std::strerror(errno);
   std::vector<Json> events = RunToEnd();
   ASSERT_FALSE(events.empty());
