@@ -12,6 +12,8 @@
 
 #include "common/in_process_communicator.h"
 #include "tests/support/binary_dir.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/temp_dir.h"
 #include "worker/worker.h"
 
 namespace atp {
@@ -24,12 +26,7 @@ class CoordinatorTest : public ::testing::Test {
     // The executor is a dependency of this test binary: missing, it is a broken build.
     ASSERT_TRUE(std::filesystem::exists(executor_))
         << "'" << executor_ << "' is not built (build the atp-sweep target, or set ATP_BINARY_DIR)";
-    dir_ = std::filesystem::temp_directory_path() / ("atp-coordinator-test-" + std::to_string(::getpid()) + "-" +
-                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // Runs `toml` on a hub whose ranks 1.. live on `nodes`; returns the summary.
   Result<RunSummary> RunSweep(const std::string& toml, const std::vector<std::string>& nodes,
@@ -48,7 +45,7 @@ class CoordinatorTest : public ::testing::Test {
         options.executor_binary = executor_;
         options.heartbeat_interval_s = 0.2;
         Worker worker(comm.get(), options, RealClock(), stop);
-        EXPECT_TRUE(worker.Run().ok());
+        EXPECT_OK(worker.Run());
       });
     }
     auto store = Store::OpenWriter((dir_ / "r.db").string());
@@ -83,7 +80,8 @@ class CoordinatorTest : public ::testing::Test {
   }
 
   std::string executor_;
-  std::filesystem::path dir_;
+  testing::TempDir temp_dir_;
+  std::filesystem::path dir_ = temp_dir_.path();
 };
 
 TEST_F(CoordinatorTest, RunsMultiRankJobsOnRanksOfOneNode) {
@@ -105,7 +103,7 @@ params = { seconds = 0.05, steps = 1 }
 )";
   // Ranks 1,2 on node a; 3,4 on node b; 5 alone on node c.
   auto summary = RunSweep(toml, {"a", "a", "b", "b", "c"});
-  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  ASSERT_OK(summary);
   EXPECT_EQ(summary->done, 6);
   EXPECT_EQ(summary->failed, 0);
   // Every pair ran on [1,2] or [3,4], never across nodes, and its group summed 1 + 2.
@@ -141,7 +139,7 @@ params = { seconds = 0.05, steps = 1 }
 depends_on = [{ stage = "first", match = ["seed"] }]
 )";
   auto summary = RunSweep(toml, {"a", "a"});
-  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  ASSERT_OK(summary);
   EXPECT_EQ(summary->done, 2);
   EXPECT_EQ(summary->failed, 1);
   EXPECT_EQ(summary->blocked, 1);
@@ -169,24 +167,24 @@ depends_on = [{ stage = "first", match = [] }]
 )";
   {
     auto sweep = ParseSweep(toml, "test.toml");
-    ASSERT_TRUE(sweep.ok()) << sweep.status().ToString();
+    ASSERT_OK(sweep);
     auto store = Store::OpenWriter((dir_ / "r.db").string());
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_OK(store);
     auto epoch = (*store)->BeginRun(Provenance{});
-    ASSERT_TRUE(epoch.ok()) << epoch.status().ToString();
+    ASSERT_OK(epoch);
     auto submitted = (*store)->SubmitSweep(*sweep);
-    ASSERT_TRUE(submitted.ok()) << submitted.status().ToString();
+    ASSERT_OK(submitted);
     auto jobs = (*store)->LoadSweepJobs(submitted->sweep_id);
-    ASSERT_TRUE(jobs.ok() && jobs->size() == 2);
+    ASSERT_OK(jobs);
+    ASSERT_TRUE(jobs->size() == 2);
     auto attempt = (*store)->StartAttempt(jobs->front().id, *epoch, "n", {1});
-    ASSERT_TRUE(attempt.ok());
-    ASSERT_TRUE((*store)->FailAttempt(*attempt, jobs->front().id, FailureClass::kNodeLost, "lost with the run",
-                                      JobState::kFailed, false)
-                    .ok());
-    ASSERT_TRUE((*store)->EndRun(*epoch, "interrupted").ok());
+    ASSERT_OK(attempt);
+    ASSERT_OK((*store)->FailAttempt(*attempt, jobs->front().id, FailureClass::kNodeLost, "lost with the run",
+                                    JobState::kFailed, false));
+    ASSERT_OK((*store)->EndRun(*epoch, "interrupted"));
   }
   auto summary = RunSweep(toml, {"a"});
-  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  ASSERT_OK(summary);
   EXPECT_EQ(summary->failed, 1);
   EXPECT_EQ(summary->blocked, 1);
   EXPECT_EQ(summary->pending, 0);
@@ -210,24 +208,25 @@ params = { seconds = 0.05, steps = 2 }
   std::ofstream(corrupt) << "{\"step\": ";
   {
     auto sweep = ParseSweep(toml, "test.toml");
-    ASSERT_TRUE(sweep.ok()) << sweep.status().ToString();
+    ASSERT_OK(sweep);
     auto store = Store::OpenWriter((dir_ / "r.db").string());
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_OK(store);
     auto epoch = (*store)->BeginRun(Provenance{});
     auto submitted = (*store)->SubmitSweep(*sweep);
-    ASSERT_TRUE(epoch.ok() && submitted.ok());
+    ASSERT_OK(epoch);
+    ASSERT_OK(submitted);
     auto jobs = (*store)->LoadSweepJobs(submitted->sweep_id);
-    ASSERT_TRUE(jobs.ok() && jobs->size() == 1);
+    ASSERT_OK(jobs);
+    ASSERT_TRUE(jobs->size() == 1);
     auto attempt = (*store)->StartAttempt(jobs->front().id, *epoch, "n", {1});
-    ASSERT_TRUE(attempt.ok());
-    ASSERT_TRUE((*store)->RecordCheckpoint(jobs->front().id, *attempt, corrupt).ok());
-    ASSERT_TRUE((*store)->FailAttempt(*attempt, jobs->front().id, FailureClass::kPreempted, "stopped",
-                                      JobState::kPending, false)
-                    .ok());
-    ASSERT_TRUE((*store)->EndRun(*epoch, "interrupted").ok());
+    ASSERT_OK(attempt);
+    ASSERT_OK((*store)->RecordCheckpoint(jobs->front().id, *attempt, corrupt));
+    ASSERT_OK((*store)->FailAttempt(*attempt, jobs->front().id, FailureClass::kPreempted, "stopped",
+                                    JobState::kPending, false));
+    ASSERT_OK((*store)->EndRun(*epoch, "interrupted"));
   }
   auto summary = RunSweep(toml, {"a"});
-  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  ASSERT_OK(summary);
   EXPECT_EQ(summary->done, 1);
   EXPECT_EQ(Query("select group_concat(coalesce(failure_class, state), ' ') from attempts order by number"),
                   "preempted error done");
@@ -254,7 +253,7 @@ params = { seconds = 20, steps = 40 }
   });
   auto summary = RunSweep(toml, {"a", "a"}, &stop);
   trigger.join();
-  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  ASSERT_OK(summary);
   EXPECT_TRUE(summary->interrupted);
   EXPECT_EQ(summary->done, 0);
   EXPECT_EQ(Query("select count(*) from attempts where failure_class='preempted'"), "2");
