@@ -20,6 +20,9 @@
 #include "common/json.h"
 #include "tests/prompt/official_parity.h"
 #include "worker/clip/tokenizer.h"
+#include "worker/data/image.h"
+#include "worker/data/transforms.h"
+#include "worker/train/training_checkpoint.h"
 
 namespace atp {
 namespace {
@@ -115,6 +118,67 @@ TEST_F(PublishedCheckpointEvalTest, GivesTheOfficialPredictionsInEveryCompatMode
     }
   }
   EXPECT_EQ(runs, 5);
+}
+
+// The same checkpoints through the reader `atp eval` uses (ImportPromptStateDict: fp16 tensors,
+// token buffers dropped) and the model's own loading, on the same images decoded and
+// transformed as a job does: the logits against the official ones, class set by class set.
+TEST_F(PublishedCheckpointEvalTest, ImportedCheckpointsGiveTheOfficialLogits) {
+  std::ifstream in(FixtureDir() + "/expected.json");
+  ASSERT_TRUE(in);
+  const Json expected = Json::parse(in);
+  std::string why;
+  auto tokenizer = prompt::testing::RealTokenizer(&why);
+  ASSERT_TRUE(tokenizer) << why;
+  clip::Clip clip = prompt::testing::ParityClip();
+  ASSERT_TRUE(clip);
+  const std::vector<std::string> names = {"abyssinian", "american_pit_bull_terrier", "great_pyrenees",
+                                          "yorkshire_terrier"};
+  int compared = 0;
+  for (const Json& c : expected["cases"]) {
+    auto state = train::ImportPromptStateDict(FixtureDir() + "/" + c["checkpoint"].get<std::string>());
+    ASSERT_TRUE(state.ok()) << state.status().ToString();
+    for (const Json& compat_name : c["compat_modes"]) {
+      const prompt::Compat compat = *prompt::ParseCompat(compat_name.get<std::string>());
+      for (const std::string subset : {"base", "new"}) {
+        const std::string label = c["name"].get<std::string>() + "/" + compat_name.get<std::string>() + " " + subset;
+        prompt::MethodConfig config;
+        config.method = c["method"].get<std::string>();
+        config.atprompt = true;
+        config.design.n_ctx = c["n_ctx"].get<int>();
+        config.design.attributes = c["attributes"].get<std::vector<std::string>>();
+        config.design.attribute_ctx.assign(config.design.attributes.size(), c["attribute_ctx"].get<int>());
+        config.design.compat = compat;
+        if (config.method == "maple") config.maple_depth = c["depth"].get<int>();
+        const std::vector<std::string> classes(names.begin() + (subset == "base" ? 0 : 2),
+                                               names.begin() + (subset == "base" ? 2 : 4));
+        torch::manual_seed(0);
+        auto model = prompt::MakePromptModel(config, clip.ptr(), tokenizer, classes);
+        ASSERT_TRUE(model.ok()) << model.status().ToString();
+        ASSERT_TRUE((*model)->LoadStateDict(*state).ok()) << label;
+        std::vector<torch::Tensor> pixels;
+        std::vector<torch::Tensor> official;
+        for (const Json& image : c["images"]) {
+          if (image["subset"] != subset) continue;
+          auto decoded = data::DecodeImageFile(FixtureDir() + "/" + c["name"].get<std::string>() +
+                                               "/data/oxford_pets/images/" + image["image"].get<std::string>());
+          ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+          pixels.push_back(data::ClipTestTransform(*decoded, 16));
+          official.push_back(torch::tensor(image["official_logits"].get<std::vector<float>>()));
+        }
+        torch::NoGradGuard no_grad;
+        torch::Tensor input = torch::stack(pixels);
+        if ((*model)->TakesImageFeatures()) input = clip->EncodeImage(input);
+        (*model)->BeginEvaluation();
+        const torch::Tensor logits = (*model)->Logits(input);
+        (*model)->EndEvaluation();
+        prompt::testing::ExpectClose(label + " logits", logits, torch::stack(official));
+        EXPECT_TRUE(logits.argmax(1).equal(torch::stack(official).argmax(1))) << label;
+        ++compared;
+      }
+    }
+  }
+  EXPECT_EQ(compared, 10);
 }
 
 }  // namespace
