@@ -36,6 +36,19 @@ check() {  # check "description" command...
 }
 eq() { [ "$1" == "$2" ] || { echo "        expected '$2', got '$1'" >&2; return 1; }; }
 q() { sqlite3 -batch -noheader "$1" "$2"; }
+# Waits (up to 60 s) until the SQL count $2 on database $1 reaches $3. The faults below are
+# injected at a state of the run, not after a fixed delay: on a loaded machine mpirun alone
+# can take seconds to start, and a kill before the run is recorded tests nothing.
+wait_count() {
+  local n
+  for _ in $(seq 600); do
+    n=$(q "$1" "$2" 2>/dev/null)
+    [ "${n:-0}" -ge "$3" ] && return 0
+    sleep 0.1
+  done
+  echo "        waited 60 s for '$2' >= $3 on $1 (got '${n:-}')" >&2
+  return 1
+}
 # pid of the atp-sweep process of MPI rank $1 (not an executor)
 rank_pid() {
   local pid
@@ -146,7 +159,10 @@ test_kill_coordinator() {
   for round in 1 2 3; do
     timeout 120 "${MPIRUN[@]}" -np 3 "$SWEEP" long.toml --db k.db --log quiet >/dev/null 2>&1 &
     local launcher=$!
-    sleep "$(awk -v r="$RANDOM" 'BEGIN{printf "%.2f", 1.0 + (r % 250) / 100}')"
+    # Once this round's run is recorded and a job of it is running, at a random moment.
+    # (attempts.epoch is the run's id; a killed run's attempts stay 'running' until the next.)
+    wait_count k.db "select case when (select count(*) from runs) >= $round then (select count(*) from attempts where state = 'running' and epoch = (select max(id) from runs)) else 0 end" 1
+    sleep "$(awk -v r="$RANDOM" 'BEGIN{printf "%.2f", (r % 150) / 100}')"
     local pid
     pid=$(rank_pid 0 k.db)
     [ -n "$pid" ] && kill -9 "$pid"
@@ -165,7 +181,7 @@ test_kill_coordinator() {
   for round in 1 2; do
     "$SWEEP" poison.toml --db p.db --log quiet >/dev/null 2>&1 &
     local pid=$!
-    sleep 1
+    wait_count p.db "select count(*) from attempts" "$round"
     kill -9 "$pid"
     wait "$pid" 2>/dev/null
   done
@@ -228,7 +244,8 @@ test_silent_worker() {
   timeout 120 "${MPIRUN[@]}" -np 3 "$SWEEP" "$SWEEPS/long.toml" --db h.db --log plain \
     --heartbeat-interval 0.3 --heartbeat-timeout 3 >out.log 2>&1 &
   local launcher=$!
-  sleep 1.5
+  # Once both workers run a job (rank 2 then holds one to lose).
+  wait_count h.db "select count(*) from attempts where state = 'running'" 2
   local victim
   victim=$(rank_pid 2 h.db)
   kill -STOP "$victim"
