@@ -17,6 +17,7 @@
 
 #include "common/dataset_catalog.h"
 #include "common/method_catalog.h"
+#include "common/toml_json.h"
 #include "common/toml_type_name.h"
 
 // The sweep format is documented for users in docs/sweep_format.md. In short: global axes
@@ -247,7 +248,6 @@ class SweepReader {
   std::string At(int line) const { return source_ + ":" + std::to_string(line); }
 
   Status CheckKeys(const toml::table& table, const std::string& path, const std::vector<std::string>& valid) const;
-  Result<Json> ToJson(const toml::node& node, const std::string& path) const;
   Result<std::string> ReadString(const toml::node& node, const std::string& path) const;
   Result<std::vector<std::string>> ReadStringList(const toml::node& node, const std::string& path) const;
   Result<double> ReadNumber(const toml::node& node, const std::string& path, double minimum, bool strict) const;
@@ -318,32 +318,6 @@ Status SweepReader::CheckKeys(const toml::table& table, const std::string& path,
   return Status::Ok();
 }
 
-Result<Json> SweepReader::ToJson(const toml::node& node, const std::string& path) const {
-  switch (node.type()) {
-    case toml::node_type::string: return Json(node.as_string()->get());
-    case toml::node_type::integer: return Json(node.as_integer()->get());
-    case toml::node_type::floating_point: return Json(node.as_floating_point()->get());
-    case toml::node_type::boolean: return Json(node.as_boolean()->get());
-    case toml::node_type::array: {
-      Json list = Json::array();
-      for (const auto& element : *node.as_array()) {
-        ATP_ASSIGN_OR_RETURN(Json value, ToJson(element, path));
-        list.push_back(std::move(value));
-      }
-      return list;
-    }
-    case toml::node_type::table: {
-      Json object = Json::object();
-      for (auto&& [key, value_node] : *node.as_table()) {
-        ATP_ASSIGN_OR_RETURN(Json value, ToJson(value_node, path + "." + std::string(key.str())));
-        object[std::string(key.str())] = std::move(value);
-      }
-      return object;
-    }
-    default: return Fail(LineOf(node), path, "dates and times are not parameter values; write it as a string");
-  }
-}
-
 Result<std::string> SweepReader::ReadString(const toml::node& node, const std::string& path) const {
   if (!node.is_string()) return Fail(LineOf(node), path, std::string("must be a string, got ") + TomlTypeName(node));
   return std::string(node.as_string()->get());
@@ -409,7 +383,7 @@ Result<Axis> SweepReader::ReadAxis(const std::string& name, int line, const toml
           axis.line, path,
           "an axis is a list of values, e.g. " + axis.name + " = [1, 2]; a single fixed value belongs in params");
     }
-    ATP_ASSIGN_OR_RETURN(Json value, ToJson(node, path));
+    ATP_ASSIGN_OR_RETURN(Json value, TomlToJson(node, source_, path));
     axis.values.push_back(std::move(value));
     return axis;
   }
@@ -418,7 +392,7 @@ Result<Axis> SweepReader::ReadAxis(const std::string& name, int line, const toml
                 "the axis '" + axis.name + "' has no values, so the sweep would have no jobs; list at least one");
   }
   for (const auto& element : *node.as_array()) {
-    ATP_ASSIGN_OR_RETURN(Json value, ToJson(element, path));
+    ATP_ASSIGN_OR_RETURN(Json value, TomlToJson(element, source_, path));
     if (std::find(axis.values.begin(), axis.values.end(), value) != axis.values.end()) {
       return Fail(LineOf(element), path, "the value " + value.dump() + " is listed twice; remove one");
     }
@@ -494,7 +468,7 @@ Result<std::vector<Condition>> SweepReader::ReadConditions(const toml::table& ta
                       Join(std::vector<std::string>(valid.begin(), valid.end())));
     }
     for (const toml::node* value_node : values) {
-      ATP_ASSIGN_OR_RETURN(Json value, ToJson(*value_node, key_path));
+      ATP_ASSIGN_OR_RETURN(Json value, TomlToJson(*value_node, source_, key_path));
       if (name == "method") {
         if (!value.is_string() || FindMethod(value.get<std::string>()) == nullptr) {
           return Fail(LineOf(*value_node), key_path,
@@ -643,7 +617,7 @@ Status SweepReader::ReadStage(const toml::table& table, int number) {
     for (auto&& [key, node] : *params->as_table()) {
       std::string param_path = path + ".params." + std::string(key.str());
       ATP_RETURN_IF_ERROR(misplaced_stage_key(key, "params"));
-      ATP_ASSIGN_OR_RETURN(Json value, ToJson(node, param_path));
+      ATP_ASSIGN_OR_RETURN(Json value, TomlToJson(node, source_, param_path));
       Status checked = CheckParamForMethods(stage.methods, std::string(key.str()), value);
       if (!checked.ok()) return Fail(LineOf(key), param_path, checked.message());
       stage.params[std::string(key.str())] = std::move(value);
@@ -715,7 +689,7 @@ Status SweepReader::ReadGlobalAxesAndParams(const toml::table& root) {
     if (!params->is_table()) return Fail(LineOf(*params), "params", "must be a table, e.g. [params] seconds = 2");
     for (auto&& [key, node] : *params->as_table()) {
       std::string name(key.str());
-      ATP_ASSIGN_OR_RETURN(Json value, ToJson(node, "params." + name));
+      ATP_ASSIGN_OR_RETURN(Json value, TomlToJson(node, source_, "params." + name));
       Status checked = CheckParamForMethods(methods, name, value);
       if (!checked.ok()) {
         return Fail(LineOf(key), "params." + name,
@@ -911,7 +885,7 @@ Status SweepReader::ReadRules(const toml::table& root) {
       if (!set->is_table()) return Fail(LineOf(*set), path + ".set", "must be a table, e.g. set = { seconds = 5 }");
       for (auto&& [key, node] : *set->as_table()) {
         std::string name(key.str());
-        ATP_ASSIGN_OR_RETURN(Json value, ToJson(node, path + ".set." + name));
+        ATP_ASSIGN_OR_RETURN(Json value, TomlToJson(node, source_, path + ".set." + name));
         Status checked = CheckParamForMethods(methods, name, value);
         if (!checked.ok()) return Fail(LineOf(key), path + ".set." + name, checked.message());
         rule.set[name] = std::move(value);

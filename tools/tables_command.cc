@@ -6,6 +6,7 @@
 #include <string>
 #include <variant>
 
+#include "common/atomic_file.h"
 #include "common/flag_value.h"
 #include "coordinator/paper_tables.h"
 #include "coordinator/store_reader.h"
@@ -81,10 +82,9 @@ int RunTablesCommand(int argc, char** argv) {
   }
   std::fputs(text->c_str(), stdout);
   if (!svg.empty()) {
-    std::ofstream out(flags->svg);
-    out << svg;
-    if (!out.good()) {
-      std::fprintf(stderr, "atp tables: cannot write the plot to '%s'\n", flags->svg.c_str());
+    Status written = WriteFileAtomically(flags->svg, svg);
+    if (!written.ok()) {
+      std::fprintf(stderr, "atp tables: cannot write the plot: %s\n", written.message().c_str());
       return 1;
     }
   }

@@ -17,6 +17,7 @@
 #include "common/atomic_file.h"
 #include "common/job_spec.h"
 #include "common/method_catalog.h"
+#include "common/toml_json.h"
 #include "tools/command_line.h"
 #include "worker/job_context.h"
 #include "worker/method_registry.h"
@@ -43,24 +44,6 @@ const char* kTrainDescription =
     "    atprompt = true\n"
     "    backbone = \"runs/tiny_clip/tiny_clip.pt\"";
 
-Json TomlToJson(const toml::node& node) {
-  if (auto* table = node.as_table()) {
-    Json out = Json::object();
-    for (auto&& [key, value] : *table) out[std::string(key.str())] = TomlToJson(value);
-    return out;
-  }
-  if (auto* array = node.as_array()) {
-    Json out = Json::array();
-    for (auto&& value : *array) out.push_back(TomlToJson(value));
-    return out;
-  }
-  if (auto v = node.value<int64_t>(); v && node.is_integer()) return *v;
-  if (auto v = node.value<double>(); v && node.is_floating_point()) return *v;
-  if (auto v = node.value<bool>()) return *v;
-  if (auto v = node.value<std::string>()) return *v;
-  return nullptr;
-}
-
 // KEY=VALUE with VALUE parsed as a TOML value; a bare word is a string.
 Result<std::pair<std::string, Json>> ParseSetting(const std::string& text) {
   auto eq = text.find('=');
@@ -68,7 +51,8 @@ Result<std::pair<std::string, Json>> ParseSetting(const std::string& text) {
   std::string key = text.substr(0, eq), value = text.substr(eq + 1);
   try {
     toml::table parsed = toml::parse("v = " + value);
-    return std::make_pair(key, TomlToJson(*parsed.get("v")));
+    ATP_ASSIGN_OR_RETURN(Json json, TomlToJson(*parsed.get("v"), "", "--set " + key));
+    return std::make_pair(key, std::move(json));
   } catch (const toml::parse_error&) {
     return std::make_pair(key, Json(value));  // a bare word
   }
@@ -98,7 +82,7 @@ Result<JobFile> ReadJobFile(const std::string& path) {
       job.method = *node.value<std::string>();
     } else if (name == "params") {
       if (!node.is_table()) return InvalidArgument(path + ": [params] must be a table");
-      job.params = TomlToJson(node);
+      ATP_ASSIGN_OR_RETURN(job.params, TomlToJson(node, path, "params"));
     } else {
       return InvalidArgument(path + ":" + std::to_string(key.source().begin.line) + ": unknown key '" + name +
                              "'; a job file has `method` and a [params] table");

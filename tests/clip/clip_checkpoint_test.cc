@@ -8,6 +8,7 @@
 
 #include "tests/clip/clip_test_util.h"
 #include "tests/clip/hash_weights.h"
+#include "tests/support/status_matchers.h"
 #include "tests/support/torch_archive_edit.h"
 
 namespace atp::clip {
@@ -51,7 +52,7 @@ TEST_F(ClipCheckpointTest, LoadsAStateDictArchiveNameForName) {
   half["input_resolution"] = torch::tensor(16);  // scalar metadata is dropped
   SaveStateDict(dir_.File("tiny.pt"), half);
   auto model = LoadClip(dir_.File("tiny.pt"));
-  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  ASSERT_OK(model);
   for (const auto& p : (*model)->named_parameters()) {
     EXPECT_EQ(p.value().scalar_type(), torch::kFloat32);
     EXPECT_FALSE(p.value().requires_grad());
@@ -64,18 +65,18 @@ TEST_F(ClipCheckpointTest, LoadsAStateDictArchiveNameForName) {
 TEST_F(ClipCheckpointTest, LoadsAWrappedStateDict) {
   SaveStateDict(dir_.File("wrapped.pt"), sd_, /*wrap=*/true);
   auto model = LoadClip(dir_.File("wrapped.pt"));
-  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  ASSERT_OK(model);
 }
 
 TEST_F(ClipCheckpointTest, LoadsStateDictAndTorchScriptArchivesWrittenByPython) {
   auto sd = ReadClipStateDict(FixturePath("tiny_state_dict.pt"));
-  ASSERT_TRUE(sd.ok()) << sd.status().ToString();
+  ASSERT_OK(sd);
   EXPECT_EQ(sd->count("input_resolution"), 0u);
   EXPECT_EQ(sd->at("visual.conv1.weight").scalar_type(), torch::kFloat32);
   auto ts = ReadClipStateDict(FixturePath("tiny1_torchscript.pt"));
-  ASSERT_TRUE(ts.ok()) << ts.status().ToString();
+  ASSERT_OK(ts);
   EXPECT_TRUE(ts->count("visual.transformer.resblocks.0.attn.in_proj_weight"));
-  EXPECT_TRUE(ClipFromStateDict(*ts, "tiny1").ok());
+  EXPECT_OK(ClipFromStateDict(*ts, "tiny1"));
 }
 
 TEST_F(ClipCheckpointTest, MissingFileEmptyFileAndGarbageAreNamed) {

@@ -10,6 +10,7 @@
 
 #include "tests/clip/clip_test_util.h"
 #include "tests/clip/hash_weights.h"
+#include "tests/support/status_matchers.h"
 #include "worker/clip/npy.h"
 
 namespace atp {
@@ -46,7 +47,7 @@ TEST(ClipCommandTest, EncodeWritesImageFeaturesFromPreprocessedPixels) {
   ASSERT_EQ(rc, 0);
   auto got = clip::ReadNpy(dir.File("out/image_features.npy"));
   auto want = clip::ReadNpy(FixturePath("tiny_image_features.npy"));
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_OK(got);
   EXPECT_EQ(got->shape, want->shape);
   std::vector<float> g = got->ToFloat32(), w = want->ToFloat32();
   for (size_t i = 0; i < g.size(); ++i) EXPECT_NEAR(g[i], w[i], 1e-5);
@@ -74,7 +75,7 @@ TEST(ClipCommandTest, EncodeDecodesAndPreprocessesImageFilesLikeClip) {
             0);
   auto got = clip::ReadNpy(dir.File("out/image_features.npy"));
   auto want = clip::ReadNpy(FixturePath("tiny_image_files_features.npy"));
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_OK(got);
   ASSERT_EQ(got->shape, want->shape);
   std::vector<float> g = got->ToFloat32(), w = want->ToFloat32();
   for (size_t i = 0; i < g.size(); ++i) EXPECT_NEAR(g[i], w[i], 1e-4) << i;
@@ -137,7 +138,7 @@ TEST_F(ClipCommandWithVocabTest, EncodeTextsNamesTheOverlongLine) {
                  dir.File("texts.txt"), "--truncate", "--out", dir.File("out")}),
             0);
   auto features = clip::ReadNpy(dir.File("out/text_features.npy"));
-  ASSERT_TRUE(features.ok()) << features.status().ToString();
+  ASSERT_OK(features);
   EXPECT_EQ(features->shape, (std::vector<int64_t>{2, 32}));
 }
 

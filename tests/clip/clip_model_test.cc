@@ -5,6 +5,7 @@
 #include <set>
 
 #include "tests/clip/hash_weights.h"
+#include "tests/support/status_matchers.h"
 #include "worker/clip/clip_checkpoint.h"
 
 namespace atp::clip {
@@ -18,7 +19,7 @@ class ClipModelTest : public ::testing::Test {
   void SetUp() override {
     torch::manual_seed(0);
     auto m = ClipFromStateDict(HashStateDict(TinyOptions()), "tiny");
-    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    ASSERT_OK(m);
     model_ = *m;
   }
   // Ids with <|endoftext|> (the largest id, 99 here) at `eot`, random tokens before it.
@@ -55,7 +56,7 @@ TEST_F(ClipModelTest, InfersPublishedArchitecturesFromShapes) {
     o.vision.input_resolution(224).patch_size(a.patch).width(a.vw).layers(a.vl).heads(a.vw / 64).output_dim(a.embed);
     o.text.width(a.tw).heads(a.tw / 64).layers(12).embed_dim(a.embed);
     auto inferred = InferClipOptions(ExpectedClipShapes(o), "shapes");
-    ASSERT_TRUE(inferred.ok()) << inferred.status().ToString();
+    ASSERT_OK(inferred);
     EXPECT_EQ(inferred->vision.width(), a.vw);
     EXPECT_EQ(inferred->vision.layers(), a.vl);
     EXPECT_EQ(inferred->vision.heads(), a.vw / 64);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/clip/clip_test_util.h"
+#include "tests/support/status_matchers.h"
 
 namespace atp::clip {
 namespace {
@@ -22,13 +23,13 @@ std::string Header(const std::string& dict) {
 TEST(NpyTest, Float32RoundTrip) {
   TempDir dir;
   const std::vector<float> v = {1.5f, -2.0f, 0.0f, 3.25f, 1e-8f, -7.0f};
-  ASSERT_TRUE(WriteNpyFloat32(dir.File("a.npy"), {2, 3}, v.data()).ok());
+  ASSERT_OK(WriteNpyFloat32(dir.File("a.npy"), {2, 3}, v.data()));
   auto a = ReadNpy(dir.File("a.npy"));
-  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_OK(a);
   EXPECT_EQ(a->dtype, NpyDtype::kFloat32);
   EXPECT_EQ(a->shape, (std::vector<int64_t>{2, 3}));
   EXPECT_EQ(a->ToFloat32(), v);
-  ASSERT_TRUE(WriteNpyFloat32(dir.File("b.npy"), {4}, v.data()).ok());
+  ASSERT_OK(WriteNpyFloat32(dir.File("b.npy"), {4}, v.data()));
   EXPECT_EQ(ReadNpy(dir.File("b.npy"))->shape, (std::vector<int64_t>{4}));
 }
 
@@ -37,11 +38,11 @@ TEST(NpyTest, Float16AndUint8AreConverted) {
   std::string f16 = Header("{'descr': '<f2', 'fortran_order': False, 'shape': (4,), }") +
                     std::string("\x00\x3C\x00\xC0\xFF\x7B\x01\x00", 8);
   auto a = ParseNpy(f16, "f16");
-  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_OK(a);
   EXPECT_EQ(a->ToFloat32(), (std::vector<float>{1.0f, -2.0f, 65504.0f, 5.9604645e-08f}));
   std::string u8 = Header("{'descr': '|u1', 'fortran_order': False, 'shape': (1, 2), }") + "\x05\xFF";
   auto b = ParseNpy(u8, "u8");
-  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  ASSERT_OK(b);
   EXPECT_EQ(b->ToFloat32(), (std::vector<float>{5.0f, 255.0f}));
 }
 

@@ -8,6 +8,7 @@
 
 #include "tests/clip/clip_test_util.h"
 #include "tests/clip/hash_weights.h"
+#include "tests/support/status_matchers.h"
 #include "worker/clip/clip_checkpoint.h"
 #include "worker/clip/npy.h"
 
@@ -18,7 +19,7 @@ using testing::FixturePath;
 
 torch::Tensor LoadNpyTensor(const std::string& name) {
   auto a = ReadNpy(FixturePath(name));
-  EXPECT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_OK(a);
   if (!a.ok()) return torch::Tensor();
   std::vector<float> v = a->ToFloat32();
   return torch::from_blob(v.data(), a->shape, torch::kFloat32).clone();
@@ -28,7 +29,7 @@ float MaxAbsDiff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b
 
 void CheckTinyModel(const std::string& prefix, const std::string& archive) {
   auto model = LoadClip(FixturePath(archive));
-  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  ASSERT_OK(model);
   torch::Tensor images = LoadNpyTensor(prefix + "_images.npy");
   torch::Tensor ids = LoadNpyTensor(prefix + "_text_ids.npy").to(torch::kLong);
   torch::Tensor img = (*model)->EncodeImage(images);
@@ -52,7 +53,7 @@ TEST(ClipReferenceAgreementTest, TinyTorchScriptArchiveMatchesReference) {
 TEST(ClipReferenceAgreementTest, VitB16SizedWeightsMatchReference) {
   torch::NoGradGuard no_grad;
   auto model = ClipFromStateDict(testing::HashStateDict(testing::VitB16Options()), "hash ViT-B/16");
-  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  ASSERT_OK(model);
   torch::Tensor pixels = testing::HashTensor("pixels", {2, 3, 224, 224}, 0.0, 1.5);
   torch::Tensor ids = LoadNpyTensor("vitb16_text_ids.npy").to(torch::kLong);
   torch::Tensor img = (*model)->EncodeImage(pixels);

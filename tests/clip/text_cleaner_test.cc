@@ -1,3 +1,4 @@
+#include "tests/support/status_matchers.h"
 #include "worker/clip/text_cleaner.h"
 
 #include <gtest/gtest.h>
@@ -12,7 +13,7 @@ std::string Ftfy(const std::string& s) { return EncodeUtf8(FtfyFixText(DecodeUtf
 TEST(ClipTextCleanerTest, Utf8RoundTripAndStrictness) {
   const std::string s = "a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80";
   auto d = DecodeUtf8(s);
-  ASSERT_TRUE(d.ok());
+  ASSERT_OK(d);
   EXPECT_EQ(d->size(), 4u);
   EXPECT_EQ(EncodeUtf8(*d), s);
   EXPECT_FALSE(DecodeUtf8("\xC0\x80").ok());          // overlong NUL

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "tests/clip/clip_test_util.h"
+#include "tests/support/status_matchers.h"
 #include "worker/clip/text_cleaner.h"
 
 namespace atp::clip {
@@ -63,7 +64,7 @@ TEST(ClipVocabPathTest, EnvironmentVariableThenSharedFoldersAndErrorsListEveryPl
   const std::string saved = old ? old : "";
   setenv("ATP_CLIP_VOCAB", dir.File("v.txt.gz").c_str(), 1);
   auto found = ResolveVocabPath("", {dir.File("repo")});
-  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  ASSERT_OK(found);
   EXPECT_EQ(*found, dir.File("v.txt.gz"));
 
   setenv("ATP_CLIP_VOCAB", dir.File("missing.gz").c_str(), 1);
@@ -77,7 +78,7 @@ TEST(ClipVocabPathTest, EnvironmentVariableThenSharedFoldersAndErrorsListEveryPl
 
   dir.Write("shared/clip/bpe_simple_vocab_16e6.txt.gz", "x");
   found = ResolveVocabPath("", {dir.File("repo/build"), dir.File("repo")});
-  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  ASSERT_OK(found);
   EXPECT_EQ(*found, dir.File("shared/clip/bpe_simple_vocab_16e6.txt.gz"));
   if (old) setenv("ATP_CLIP_VOCAB", saved.c_str(), 1);
   else unsetenv("ATP_CLIP_VOCAB");
@@ -103,7 +104,7 @@ TEST(ClipTokenizerLoadTest, ShortMergeListGivesASmallVocabularyWithSpecialTokens
   TempDir dir;
   dir.Write("short.txt", "#version: 0.2\na b</w>\nc d\n");
   auto r = ClipTokenizer::Load(dir.File("short.txt"));
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   const ClipTokenizer& tok = **r;
   EXPECT_EQ(tok.vocab_size(), 512 + 2 + 2);
   EXPECT_EQ(tok.num_merges(), 2);
@@ -116,13 +117,13 @@ TEST(ClipTokenizerLoadTest, ShortMergeListGivesASmallVocabularyWithSpecialTokens
   EXPECT_EQ(tok.Encode("<|startoftext|>").value(), std::vector<int>{514});
   EXPECT_EQ(tok.Tokenize("ab", OverlongPolicy::kError, 5).value(), (std::vector<int>{514, 512, 515, 0, 0}));
   auto cut = tok.Tokenize("ab ab ab", OverlongPolicy::kTruncate, 3);
-  ASSERT_TRUE(cut.ok());
+  ASSERT_OK(cut);
   EXPECT_EQ(*cut, (std::vector<int>{514, 512, 515}));
 
   // A header and no merges: the byte symbols and the two special tokens.
   dir.Write("empty.txt", "#version: 0.2\n");
   r = ClipTokenizer::Load(dir.File("empty.txt"));
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   EXPECT_EQ((*r)->vocab_size(), 514);
   EXPECT_EQ((*r)->end_of_text(), 513);
 }
@@ -144,7 +145,7 @@ class ClipTokenizerTest : public ::testing::Test {
   }
   std::vector<int> Enc(const std::string& s) {
     auto r = tok_->Encode(s);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_OK(r);
     return r.ok() ? *r : std::vector<int>{};
   }
   std::shared_ptr<const ClipTokenizer> tok_;
@@ -169,7 +170,7 @@ TEST_F(ClipTokenizerTest, KnownIds) {
 
 TEST_F(ClipTokenizerTest, TokenizePadsWithZerosAfterStartAndEnd) {
   auto ids = tok_->Tokenize("a photo of a dog.");
-  ASSERT_TRUE(ids.ok());
+  ASSERT_OK(ids);
   ASSERT_EQ(ids->size(), 77u);
   std::vector<int> head(ids->begin(), ids->begin() + 8);
   EXPECT_EQ(head, (std::vector<int>{kStartOfText, 320, 1125, 539, 320, 1929, 269, kEndOfText}));
@@ -184,14 +185,14 @@ TEST_F(ClipTokenizerTest, OverlongTextIsAnErrorUnlessTruncationIsAsked) {
   EXPECT_EQ(err.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(err.status().message().find("82 tokens"), std::string::npos) << err.status().message();
   auto ids = tok_->Tokenize(text, OverlongPolicy::kTruncate);
-  ASSERT_TRUE(ids.ok());
+  ASSERT_OK(ids);
   EXPECT_EQ((*ids)[0], kStartOfText);
   EXPECT_EQ((*ids)[75], 320);
   EXPECT_EQ((*ids)[76], kEndOfText);
   // Exactly 77 with start and end fits.
   std::string fits;
   for (int i = 0; i < 75; ++i) fits += "a ";
-  EXPECT_TRUE(tok_->Tokenize(fits).ok());
+  EXPECT_OK(tok_->Tokenize(fits));
 }
 
 TEST_F(ClipTokenizerTest, InvalidUtf8IsAnError) {
@@ -211,7 +212,7 @@ TEST_F(ClipTokenizerTest, AgreesWithReferenceTokenizer) {
     const std::string text = c["text"].get<std::string>();
     const std::vector<int> want = c["ids"].get<std::vector<int>>();
     auto got = tok_->Encode(text);
-    ASSERT_TRUE(got.ok()) << text << ": " << got.status().ToString();
+    ASSERT_OK(got) << text;
     if (*got == want) {
       ++agree;
     } else {
@@ -223,7 +224,7 @@ TEST_F(ClipTokenizerTest, AgreesWithReferenceTokenizer) {
       ++truncations;
       EXPECT_FALSE(tok_->Tokenize(text).ok());
       auto t = tok_->Tokenize(text, OverlongPolicy::kTruncate);
-      ASSERT_TRUE(t.ok());
+      ASSERT_OK(t);
       EXPECT_EQ(*t, c["tokenized_truncated"].get<std::vector<int>>()) << text;
     }
   }

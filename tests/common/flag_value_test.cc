@@ -1,4 +1,5 @@
 #include "common/flag_value.h"
+#include "tests/support/status_matchers.h"
 
 #include <gtest/gtest.h>
 
@@ -32,15 +33,15 @@ TEST(FlagValueTest, NumbersMustBeFiniteAndAboveTheMinimum) {
 
 TEST(FlagValueTest, HostsAndPortsIncludingIpv6Literals) {
   auto port_only = ParseHostPortFlag("--http", "8765", "127.0.0.1");
-  ASSERT_TRUE(port_only.ok());
+  ASSERT_OK(port_only);
   EXPECT_EQ(port_only->host, "127.0.0.1");
   EXPECT_EQ(port_only->port, 8765);
   auto v4 = ParseHostPortFlag("--http", "0.0.0.0:80", "127.0.0.1");
-  ASSERT_TRUE(v4.ok());
+  ASSERT_OK(v4);
   EXPECT_EQ(v4->host, "0.0.0.0");
   EXPECT_EQ(v4->port, 80);
   auto v6 = ParseHostPortFlag("--http", "[::1]:8080", "127.0.0.1");
-  ASSERT_TRUE(v6.ok()) << v6.status().ToString();
+  ASSERT_OK(v6);
   EXPECT_EQ(v6->host, "::1");
   EXPECT_EQ(v6->port, 8080);
   EXPECT_EQ(ParseHostPortFlag("--http", "0", "h")->port, 0);  // any free port

@@ -1,4 +1,5 @@
 #include "common/in_process_communicator.h"
+#include "tests/support/status_matchers.h"
 
 #include <gtest/gtest.h>
 
@@ -43,12 +44,12 @@ TEST_F(InProcessCommunicatorTest, SendsBetweenThreadsInOrder) {
   RunRanks(2, [&](int rank) {
     auto comm = hub.Connect(rank);
     if (rank == 0) {
-      for (int i = 0; i < kMessages; ++i) ASSERT_TRUE(comm->Send(1, 5, "message " + std::to_string(i)).ok());
+      for (int i = 0; i < kMessages; ++i) ASSERT_OK(comm->Send(1, 5, "message " + std::to_string(i)));
       return;
     }
     while (static_cast<int>(received.size()) < kMessages) {
       auto envelope = comm->Receive(10.0);
-      ASSERT_TRUE(envelope.ok()) << envelope.status().ToString();
+      ASSERT_OK(envelope);
       ASSERT_TRUE(envelope->has_value()) << "no message within 10 s after " << received.size();
       received.push_back(**envelope);
     }
@@ -66,9 +67,9 @@ TEST_F(InProcessCommunicatorTest, CarriesBinaryPayloads) {
   auto c0 = hub.Connect(0);
   auto c1 = hub.Connect(1);
   const std::string payload("a\0b\xff", 4);
-  ASSERT_TRUE(c1->Send(0, 9, payload).ok());
+  ASSERT_OK(c1->Send(0, 9, payload));
   auto envelope = c0->Receive(0);
-  ASSERT_TRUE(envelope.ok());
+  ASSERT_OK(envelope);
   ASSERT_TRUE(envelope->has_value());
   EXPECT_EQ((*envelope)->source, 1);
   EXPECT_EQ((*envelope)->payload, payload);
@@ -78,10 +79,10 @@ TEST_F(InProcessCommunicatorTest, ReceiveTimesOutWithNothing) {
   InProcessHub hub(2);
   auto comm = hub.Connect(0);
   auto waited = comm->Receive(0.05);
-  ASSERT_TRUE(waited.ok());
+  ASSERT_OK(waited);
   EXPECT_FALSE(waited->has_value());
   auto looked = comm->Receive(0);
-  ASSERT_TRUE(looked.ok());
+  ASSERT_OK(looked);
   EXPECT_FALSE(looked->has_value());
 }
 
@@ -92,11 +93,11 @@ TEST_F(InProcessCommunicatorTest, ReceiveWakesForAMessageSentWhileWaiting) {
     auto comm = hub.Connect(rank);
     if (rank == 1) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      ASSERT_TRUE(comm->Send(0, 1, "late").ok());
+      ASSERT_OK(comm->Send(0, 1, "late"));
       return;
     }
     auto envelope = comm->Receive(30.0);
-    ASSERT_TRUE(envelope.ok());
+    ASSERT_OK(envelope);
     got = *envelope;
   });
   ASSERT_TRUE(got.has_value());
@@ -126,7 +127,7 @@ TEST_F(InProcessCommunicatorTest, GroupAllreducesRepeatedlyAcrossFourThreads) {
   RunRanks(kRanks, [&](int rank) {
     auto comm = hub.Connect(rank);
     auto created = comm->CreateGroup({0, 1, 2, 3}, 17);
-    ASSERT_TRUE(created.ok()) << created.status().ToString();
+    ASSERT_OK(created);
     std::unique_ptr<GroupCommunicator> group = std::move(created).value();
     EXPECT_EQ(group->rank(), rank);
     EXPECT_EQ(group->size(), kRanks);
@@ -151,13 +152,13 @@ TEST_F(InProcessCommunicatorTest, GroupBroadcastsFromItsRoot) {
   RunRanks(kRanks, [&](int rank) {
     auto comm = hub.Connect(rank);
     auto created = comm->CreateGroup({0, 1, 2, 3}, 3);
-    ASSERT_TRUE(created.ok());
+    ASSERT_OK(created);
     std::unique_ptr<GroupCommunicator> group = std::move(created).value();
     std::string bytes = "from rank " + std::to_string(rank);
-    ASSERT_TRUE(group->Broadcast(&bytes, 2).ok());
+    ASSERT_OK(group->Broadcast(&bytes, 2));
     seen[rank] = bytes;
     std::string again = rank == 0 ? std::string(1000, 'z') : std::string();
-    ASSERT_TRUE(group->Broadcast(&again, 0).ok());
+    ASSERT_OK(group->Broadcast(&again, 0));
     seen_again[rank] = again;
   });
   for (int rank = 0; rank < kRanks; ++rank) {
@@ -175,12 +176,12 @@ TEST_F(InProcessCommunicatorTest, SubgroupsUseTheirOwnGroupRanks) {
     if (rank == 0) return;
     auto comm = hub.Connect(rank);
     auto created = comm->CreateGroup({1, 2, 3}, 8);
-    ASSERT_TRUE(created.ok());
+    ASSERT_OK(created);
     std::unique_ptr<GroupCommunicator> group = std::move(created).value();
     group_ranks[rank] = group->rank();
     EXPECT_EQ(group->size(), 3);
     double value = rank;
-    ASSERT_TRUE(group->AllreduceSum(&value, 1).ok());
+    ASSERT_OK(group->AllreduceSum(&value, 1));
     sums[rank] = value;
   });
   EXPECT_EQ(group_ranks, (std::vector<int>{-1, 0, 1, 2}));
@@ -195,11 +196,11 @@ TEST_F(InProcessCommunicatorTest, ConcurrentGroupsWithDifferentTagsDoNotMix) {
     auto comm = hub.Connect(rank);
     std::vector<int> members = rank < 2 ? std::vector<int>{0, 1} : std::vector<int>{2, 3};
     auto created = comm->CreateGroup(members, rank < 2 ? 1 : 2);
-    ASSERT_TRUE(created.ok());
+    ASSERT_OK(created);
     std::unique_ptr<GroupCommunicator> group = std::move(created).value();
     for (int round = 0; round < 50; ++round) {
       double value = rank * 10;
-      ASSERT_TRUE(group->AllreduceSum(&value, 1).ok());
+      ASSERT_OK(group->AllreduceSum(&value, 1));
       sums[rank] = value;
     }
   });

@@ -6,6 +6,7 @@
 
 #include "common/hash.h"
 #include "common/method_catalog.h"
+#include "tests/support/status_matchers.h"
 
 namespace atp {
 namespace {
@@ -15,7 +16,7 @@ class JobSpecTest : public ::testing::Test {
   // A sleep job with parameters resolved through the catalog, as the sweep expander makes them.
   static JobSpec SleepJob(const Json& params) {
     auto resolved = ResolveMethodParams(*FindMethod("sleep"), params);
-    EXPECT_TRUE(resolved.ok()) << resolved.status().ToString();
+    EXPECT_OK(resolved);
     JobSpec spec;
     spec.stage = "train";
     spec.method = "sleep";
@@ -129,7 +130,7 @@ TEST_F(JobSpecTest, ToJsonFromJsonRoundTripsIdentityAndExecution) {
   spec.expected_seconds = 17;
 
   auto back = JobSpec::FromJson(spec.ToJson());
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_EQ(back->Key(), spec.Key());
   EXPECT_EQ(back->stage, spec.stage);
   EXPECT_EQ(back->method, spec.method);
@@ -153,7 +154,7 @@ TEST_F(JobSpecTest, ToJsonFromJsonRoundTripsIdentityAndExecution) {
 TEST_F(JobSpecTest, FromJsonWithoutExecutionUsesDefaults) {
   JobSpec spec = SleepJob(Json::object());
   auto back = JobSpec::FromJson(spec.IdentityJson());
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   const JobSpec defaults;
   EXPECT_EQ(back->ranks, defaults.ranks);
   EXPECT_EQ(back->retry.max_attempts, defaults.retry.max_attempts);

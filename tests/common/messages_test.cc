@@ -8,6 +8,8 @@
 #include <cmath>
 #include <string>
 
+#include "tests/support/status_matchers.h"
+
 namespace atp {
 namespace {
 
@@ -75,7 +77,7 @@ FinishedMessage SampleSuccess() {
 
 TEST(MessagesTest, HelloRoundTrips) {
   auto back = RoundTrip(HelloMessage{"node-7", 4242});
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_EQ(back->node, "node-7");
   EXPECT_EQ(back->pid, 4242);
 }
@@ -83,7 +85,7 @@ TEST(MessagesTest, HelloRoundTrips) {
 TEST(MessagesTest, AssignRoundTripsEveryField) {
   const AssignMessage sent = SampleAssign();
   auto back = RoundTrip(sent);
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_EQ(back->job_id, sent.job_id);
   EXPECT_EQ(back->attempt_id, sent.attempt_id);
   EXPECT_EQ(back->attempt, 2);
@@ -105,35 +107,35 @@ TEST(MessagesTest, AssignRoundTripsEveryField) {
 
 TEST(MessagesTest, ProgressCheckpointHeartbeatAndCancelRoundTrip) {
   auto progress = RoundTrip(ProgressMessage{5, 9, 120, 400});
-  ASSERT_TRUE(progress.ok()) << progress.status().ToString();
+  ASSERT_OK(progress);
   EXPECT_EQ(progress->job_id, 5);
   EXPECT_EQ(progress->attempt_id, 9);
   EXPECT_EQ(progress->step, 120);
   EXPECT_EQ(progress->total, 400);
 
   auto checkpoint = RoundTrip(CheckpointMessage{5, 9, "/jobs/x/checkpoint.pth"});
-  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status().ToString();
+  ASSERT_OK(checkpoint);
   EXPECT_EQ(checkpoint->attempt_id, 9);
   EXPECT_EQ(checkpoint->path, "/jobs/x/checkpoint.pth");
 
   auto heartbeat = RoundTrip(HeartbeatMessage{true, 5});
-  ASSERT_TRUE(heartbeat.ok()) << heartbeat.status().ToString();
+  ASSERT_OK(heartbeat);
   EXPECT_TRUE(heartbeat->busy);
   EXPECT_EQ(heartbeat->job_id, 5);
 
   auto cancel = RoundTrip(CancelMessage{5, 9});
-  ASSERT_TRUE(cancel.ok()) << cancel.status().ToString();
+  ASSERT_OK(cancel);
   EXPECT_EQ(cancel->job_id, 5);
   EXPECT_EQ(cancel->attempt_id, 9);
 
-  EXPECT_TRUE(RoundTrip(PreemptMessage{}).ok());
-  EXPECT_TRUE(RoundTrip(ShutdownMessage{}).ok());
+  EXPECT_OK(RoundTrip(PreemptMessage{}));
+  EXPECT_OK(RoundTrip(ShutdownMessage{}));
 }
 
 TEST(MessagesTest, FinishedRoundTripsSuccessAndEveryFailureClass) {
   const FinishedMessage sent = SampleSuccess();
   auto back = RoundTrip(sent);
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_TRUE(back->ok);
   EXPECT_EQ(back->metrics, sent.metrics);
   EXPECT_EQ(back->outputs, sent.outputs);
@@ -146,7 +148,7 @@ TEST(MessagesTest, FinishedRoundTripsSuccessAndEveryFailureClass) {
     failed.discard_checkpoint = i % 2 == 0;
     failed.no_space_left = i % 3 == 0;
     auto decoded = RoundTrip(failed);
-    ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+    ASSERT_OK(decoded);
     EXPECT_FALSE(decoded->ok);
     EXPECT_EQ(decoded->failure_class, failure_class) << FailureClassName(failure_class);
     EXPECT_EQ(decoded->message, "it went wrong");
@@ -161,13 +163,13 @@ TEST(MessagesTest, FinishedKeepsANotANumberMetric) {
   FinishedMessage sent = SampleSuccess();
   sent.metrics["loss"] = std::nan("");
   auto back = RoundTrip(sent);
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_TRUE(std::isnan(back->metrics.at("loss")));
 }
 
 TEST(MessagesTest, DecodingTheWrongTypeIsAnError) {
   auto envelope = DecodeMessage(EncodeMessage(CancelMessage{1, 2}));
-  ASSERT_TRUE(envelope.ok());
+  ASSERT_OK(envelope);
   auto wrong = DecodeAs<AssignMessage>(*envelope);
   ASSERT_FALSE(wrong.ok());
   EXPECT_NE(wrong.status().message().find("expected a assign message, got cancel"), std::string::npos)
@@ -229,7 +231,7 @@ TEST(MessagesTest, MalformedFinishedNamesTheField) {
   // A failure without a class or message is still an outcome: class error, "no message".
   Json bare = {{"job_id", 1}, {"attempt_id", 2}, {"ok", false}};
   auto decoded = DecodeBody<FinishedMessage>(bare);
-  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  ASSERT_OK(decoded);
   EXPECT_EQ(decoded->failure_class, FailureClass::kError);
   EXPECT_EQ(decoded->message, "no message");
 }

@@ -1,4 +1,5 @@
 #include "common/method_catalog.h"
+#include "tests/support/status_matchers.h"
 
 #include <gtest/gtest.h>
 
@@ -30,7 +31,7 @@ TEST_F(MethodCatalogTest, FindsSleepAndNotUnknownMethods) {
 
 TEST_F(MethodCatalogTest, ResolveFillsEveryDefault) {
   auto resolved = ResolveMethodParams(sleep(), Json::object());
-  ASSERT_TRUE(resolved.ok()) << resolved.status().ToString();
+  ASSERT_OK(resolved);
   for (const auto* list : {&CommonParams(), &sleep().params}) {
     for (const auto& p : *list) {
       ASSERT_TRUE(resolved->contains(p.name)) << p.name;
@@ -46,7 +47,7 @@ TEST_F(MethodCatalogTest, ResolveFillsEveryDefault) {
 
 TEST_F(MethodCatalogTest, ResolveKeepsGivenValues) {
   auto resolved = ResolveMethodParams(sleep(), Json{{"steps", 3}, {"seed", 9}, {"fail", "throw"}});
-  ASSERT_TRUE(resolved.ok()) << resolved.status().ToString();
+  ASSERT_OK(resolved);
   EXPECT_EQ((*resolved)["steps"], Json(3));
   EXPECT_EQ((*resolved)["seed"], Json(9));
   EXPECT_EQ((*resolved)["fail"], Json("throw"));
@@ -55,7 +56,7 @@ TEST_F(MethodCatalogTest, ResolveKeepsGivenValues) {
 TEST_F(MethodCatalogTest, ResolveStoresIntegersGivenForFloatsAsFloats) {
   // So that `seconds = 2` and `seconds = 2.0` serialise identically (same job key).
   auto resolved = ResolveMethodParams(sleep(), Json{{"seconds", 2}});
-  ASSERT_TRUE(resolved.ok()) << resolved.status().ToString();
+  ASSERT_OK(resolved);
   EXPECT_TRUE((*resolved)["seconds"].is_number_float());
   EXPECT_EQ((*resolved)["seconds"].dump(), Json(2.0).dump());
 }
@@ -109,7 +110,7 @@ TEST_F(MethodCatalogTest, ChoiceOutsideTheSetListsTheValidValues) {
 TEST_F(MethodCatalogTest, ChoiceInsideTheSetIsAccepted) {
   for (const char* valid : {"", "throw", "segfault", "hang"}) {
     auto resolved = ResolveMethodParams(sleep(), Json{{"fail", valid}});
-    EXPECT_TRUE(resolved.ok()) << valid << ": " << resolved.status().ToString();
+    EXPECT_OK(resolved) << valid;
   }
 }
 
@@ -124,7 +125,7 @@ TEST_F(MethodCatalogTest, MissingRequiredParameterIsNamed) {
   auto missing = ResolveMethodParams(method, Json::object());
   ASSERT_FALSE(missing.ok());
   EXPECT_TRUE(Contains(missing.status().message(), "'lr'")) << missing.status().message();
-  EXPECT_TRUE(ResolveMethodParams(method, Json{{"lr", 0.1}}).ok());
+  EXPECT_OK(ResolveMethodParams(method, Json{{"lr", 0.1}}));
 }
 
 TEST_F(MethodCatalogTest, MethodThatNeedsADatasetRejectsNone) {
@@ -132,19 +133,19 @@ TEST_F(MethodCatalogTest, MethodThatNeedsADatasetRejectsNone) {
   auto missing = ResolveMethodParams(method, Json::object());
   ASSERT_FALSE(missing.ok());
   EXPECT_TRUE(Contains(missing.status().message(), "dataset")) << missing.status().message();
-  EXPECT_TRUE(ResolveMethodParams(method, Json{{"dataset", "eurosat"}}).ok());
+  EXPECT_OK(ResolveMethodParams(method, Json{{"dataset", "eurosat"}}));
 }
 
 TEST_F(MethodCatalogTest, CheckParamValueAcceptsIntsForFloatsAndChecksStringLists) {
   ParamInfo rate{"rate", ParamType::kFloat, 0.0, "", {}};
-  EXPECT_TRUE(CheckParamValue(rate, Json(3)).ok());
-  EXPECT_TRUE(CheckParamValue(rate, Json(3.5)).ok());
+  EXPECT_OK(CheckParamValue(rate, Json(3)));
+  EXPECT_OK(CheckParamValue(rate, Json(3.5)));
   ParamInfo flag{"flag", ParamType::kBool, false, "", {}};
-  EXPECT_TRUE(CheckParamValue(flag, Json(true)).ok());
+  EXPECT_OK(CheckParamValue(flag, Json(true)));
   EXPECT_FALSE(CheckParamValue(flag, Json(1)).ok());
   ParamInfo names{"names", ParamType::kStringList, Json::array(), "", {}};
-  EXPECT_TRUE(CheckParamValue(names, Json::array({"a", "b"})).ok());
-  EXPECT_TRUE(CheckParamValue(names, Json::array()).ok());
+  EXPECT_OK(CheckParamValue(names, Json::array({"a", "b"})));
+  EXPECT_OK(CheckParamValue(names, Json::array()));
   EXPECT_FALSE(CheckParamValue(names, Json::array({"a", 1})).ok());
   EXPECT_FALSE(CheckParamValue(names, Json("a")).ok());
 }
@@ -167,7 +168,7 @@ TEST_F(MethodCatalogTest, NumbersMustBeFiniteAndAboveTheirFloor) {
     ASSERT_FALSE(resolved.ok()) << params.dump();
     EXPECT_NE(resolved.status().message().find(fragment), std::string::npos) << resolved.status().message();
   }
-  EXPECT_TRUE(ResolveMethodParams(*sleep, Json{{"seconds", 0}, {"steps", 1}, {"value", -3.5}}).ok());
+  EXPECT_OK(ResolveMethodParams(*sleep, Json{{"seconds", 0}, {"steps", 1}, {"value", -3.5}}));
 }
 
 }  // namespace atp

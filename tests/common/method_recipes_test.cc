@@ -6,6 +6,7 @@
 
 #include "common/dataset_catalog.h"
 #include "common/method_catalog.h"
+#include "tests/support/status_matchers.h"
 
 namespace atp {
 namespace {
@@ -14,7 +15,7 @@ class MethodRecipesTest : public ::testing::Test {
  protected:
   static Json Resolve(const std::string& method, Json params) {
     Result<Json> resolved = ResolveMethodParams(*FindMethod(method), params);
-    EXPECT_TRUE(resolved.ok()) << resolved.status().ToString();
+    EXPECT_OK(resolved);
     return resolved.ok() ? *resolved : Json::object();
   }
 };
@@ -28,8 +29,7 @@ TEST_F(MethodRecipesTest, EveryPromptJobResolvesEveryRecipeParameter) {
             Json params = {{"dataset", dataset.name}, {"protocol", protocol}, {"compat", compat}};
             if (std::string(method) != "attribute_search") params["atprompt"] = atprompt;
             Result<Json> resolved = ResolveMethodParams(*FindMethod(method), params);
-            ASSERT_TRUE(resolved.ok()) << method << " " << dataset.name << " " << protocol << " " << compat << ": "
-                                       << resolved.status().ToString();
+            ASSERT_OK(resolved) << method << " " << dataset.name << " " << protocol << " " << compat;
             for (const auto& p : FindMethod(method)->params) {
               EXPECT_TRUE(resolved->contains(p.name)) << method << " lacks " << p.name;
             }
@@ -114,9 +114,9 @@ TEST_F(MethodRecipesTest, ZeroIsNoLongerTheRecipeMarker) {
 TEST_F(MethodRecipesTest, PaperAttributesFilledUnlessASearchRunsUpstream) {
   Json params = Resolve("coop", {{"dataset", "caltech101"}, {"atprompt", true}});
   Json searched = params;
-  ASSERT_TRUE(ResolvePaperAttributes(&searched, true).ok());
+  ASSERT_OK(ResolvePaperAttributes(&searched, true));
   EXPECT_TRUE(searched["attributes"].empty());
-  ASSERT_TRUE(ResolvePaperAttributes(&params, false).ok());
+  ASSERT_OK(ResolvePaperAttributes(&params, false));
   EXPECT_EQ(params["attributes"], Json({"shape", "size"}));
 }
 

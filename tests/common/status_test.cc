@@ -1,4 +1,5 @@
 #include "common/status.h"
+#include "tests/support/status_matchers.h"
 
 #include <gtest/gtest.h>
 
@@ -11,11 +12,11 @@ namespace {
 
 TEST(StatusTest, DefaultIsOkWithEmptyMessage) {
   Status status;
-  EXPECT_TRUE(status.ok());
+  EXPECT_OK(status);
   EXPECT_EQ(status.code(), StatusCode::kOk);
   EXPECT_EQ(status.message(), "");
   EXPECT_EQ(status.ToString(), "OK");
-  EXPECT_TRUE(Status::Ok().ok());
+  EXPECT_OK(Status::Ok());
 }
 
 TEST(StatusTest, HelpersCarryCodeAndMessage) {
@@ -48,14 +49,14 @@ TEST(StatusTest, WithContextPrefixesErrorsAndLeavesOkAlone) {
   EXPECT_EQ(error.code(), StatusCode::kNotFound);
   EXPECT_EQ(error.message(), "while loading sweep.toml: no such file");
   Status ok = Status::Ok().WithContext("while loading sweep.toml");
-  EXPECT_TRUE(ok.ok());
+  EXPECT_OK(ok);
   EXPECT_EQ(ok.message(), "");
 }
 
 TEST(ResultTest, HoldsValue) {
   Result<std::string> result(std::string("value"));
-  ASSERT_TRUE(result.ok());
-  EXPECT_TRUE(result.status().ok());
+  ASSERT_OK(result);
+  EXPECT_OK(result.status());
   EXPECT_EQ(result.value(), "value");
   EXPECT_EQ(*result, "value");
   EXPECT_EQ(result->size(), 5u);
@@ -78,7 +79,7 @@ TEST(ResultTest, BuiltFromAnOkStatusIsNotOk) {
 
 TEST(ResultTest, MovesOutMoveOnlyValues) {
   Result<std::unique_ptr<int>> result(std::make_unique<int>(7));
-  ASSERT_TRUE(result.ok());
+  ASSERT_OK(result);
   std::unique_ptr<int> taken = std::move(result).value();
   ASSERT_NE(taken, nullptr);
   EXPECT_EQ(*taken, 7);
@@ -101,7 +102,7 @@ TEST(StatusMacrosTest, ReturnIfErrorReturnsTheErrorAndStopsThere) {
   EXPECT_EQ(failed.message(), "disk full");
   EXPECT_EQ(g_steps_after_check, 0);
 
-  EXPECT_TRUE(CheckThenCount(Status::Ok()).ok());
+  EXPECT_OK(CheckThenCount(Status::Ok()));
   EXPECT_EQ(g_steps_after_check, 1);
 }
 
@@ -132,7 +133,7 @@ Result<int> SumOfTwo(int a, int b) {
 
 TEST(StatusMacrosTest, AssignOrReturnBindsValuesTwiceInOneFunction) {
   Result<int> sum = SumOfTwo(2, 3);
-  ASSERT_TRUE(sum.ok()) << sum.status().ToString();
+  ASSERT_OK(sum);
   EXPECT_EQ(*sum, 5);
 }
 
@@ -154,7 +155,7 @@ Status AssignToExisting(int* out) {
 
 TEST(StatusMacrosTest, AssignOrReturnAssignsToAnExistingVariable) {
   int out = 0;
-  ASSERT_TRUE(AssignToExisting(&out).ok());
+  ASSERT_OK(AssignToExisting(&out));
   EXPECT_EQ(out, 9);
 }
 
@@ -170,7 +171,7 @@ Result<int> OpenBox(bool ok) {
 
 TEST(StatusMacrosTest, AssignOrReturnMovesMoveOnlyValues) {
   Result<int> opened = OpenBox(true);
-  ASSERT_TRUE(opened.ok());
+  ASSERT_OK(opened);
   EXPECT_EQ(*opened, 11);
   Result<int> failed = OpenBox(false);
   EXPECT_EQ(failed.status().code(), StatusCode::kUnavailable);

@@ -13,6 +13,8 @@
 #include "common/in_process_communicator.h"
 #include "common/messages.h"
 #include "tests/support/binary_dir.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/temp_dir.h"
 #include "worker/worker.h"
 
 namespace atp {
@@ -25,12 +27,7 @@ class CoordinatorTest : public ::testing::Test {
     // The executor is a dependency of this test binary: missing, it is a broken build.
     ASSERT_TRUE(std::filesystem::exists(executor_))
         << "'" << executor_ << "' is not built (build the atp-sweep target, or set ATP_BINARY_DIR)";
-    dir_ = std::filesystem::temp_directory_path() / ("atp-coordinator-test-" + std::to_string(::getpid()) + "-" +
-                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // Runs `toml` on a hub whose ranks 1.. live on `nodes`; returns the summary.
   Result<RunSummary> RunSweep(const std::string& toml, const std::vector<std::string>& nodes,
@@ -49,7 +46,7 @@ class CoordinatorTest : public ::testing::Test {
         options.executor_binary = executor_;
         options.heartbeat_interval_s = 0.2;
         Worker worker(comm.get(), options, RealClock(), stop);
-        EXPECT_TRUE(worker.Run().ok());
+        EXPECT_OK(worker.Run());
       });
     }
     auto store = Store::OpenWriter((dir_ / "r.db").string());
@@ -84,7 +81,8 @@ class CoordinatorTest : public ::testing::Test {
   }
 
   std::string executor_;
-  std::filesystem::path dir_;
+  testing::TempDir temp_dir_;
+  std::filesystem::path dir_ = temp_dir_.path();
 };
 
 TEST_F(CoordinatorTest, RunsMultiRankJobsOnRanksOfOneNode) {
@@ -106,7 +104,7 @@ params = { seconds = 0.05, steps = 1 }
 )";
   // Ranks 1,2 on node a; 3,4 on node b; 5 alone on node c.
   auto summary = RunSweep(toml, {"a", "a", "b", "b", "c"});
-  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  ASSERT_OK(summary);
   EXPECT_EQ(summary->done, 6);
   EXPECT_EQ(summary->failed, 0);
   // Every pair ran on [1,2] or [3,4], never across nodes, and its group summed 1 + 2.
@@ -142,7 +140,7 @@ params = { seconds = 0.05, steps = 1 }
 depends_on = [{ stage = "first", match = ["seed"] }]
 )";
   auto summary = RunSweep(toml, {"a", "a"});
-  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  ASSERT_OK(summary);
   EXPECT_EQ(summary->done, 2);
   EXPECT_EQ(summary->failed, 1);
   EXPECT_EQ(summary->blocked, 1);
@@ -170,24 +168,24 @@ depends_on = [{ stage = "first", match = [] }]
 )";
   {
     auto sweep = ParseSweep(toml, "test.toml");
-    ASSERT_TRUE(sweep.ok()) << sweep.status().ToString();
+    ASSERT_OK(sweep);
     auto store = Store::OpenWriter((dir_ / "r.db").string());
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_OK(store);
     auto epoch = (*store)->BeginRun(Provenance{});
-    ASSERT_TRUE(epoch.ok()) << epoch.status().ToString();
+    ASSERT_OK(epoch);
     auto submitted = (*store)->SubmitSweep(*sweep);
-    ASSERT_TRUE(submitted.ok()) << submitted.status().ToString();
+    ASSERT_OK(submitted);
     auto jobs = (*store)->LoadSweepJobs(submitted->sweep_id);
-    ASSERT_TRUE(jobs.ok() && jobs->size() == 2);
+    ASSERT_OK(jobs);
+    ASSERT_TRUE(jobs->size() == 2);
     auto attempt = (*store)->StartAttempt(jobs->front().id, *epoch, "n", {1});
-    ASSERT_TRUE(attempt.ok());
-    ASSERT_TRUE((*store)->FailAttempt(*attempt, jobs->front().id, FailureClass::kNodeLost, "lost with the run",
-                                      JobState::kFailed, false)
-                    .ok());
-    ASSERT_TRUE((*store)->EndRun(*epoch, "interrupted").ok());
+    ASSERT_OK(attempt);
+    ASSERT_OK((*store)->FailAttempt(*attempt, jobs->front().id, FailureClass::kNodeLost, "lost with the run",
+                                    JobState::kFailed, false));
+    ASSERT_OK((*store)->EndRun(*epoch, "interrupted"));
   }
   auto summary = RunSweep(toml, {"a"});
-  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  ASSERT_OK(summary);
   EXPECT_EQ(summary->failed, 1);
   EXPECT_EQ(summary->blocked, 1);
   EXPECT_EQ(summary->pending, 0);
@@ -211,24 +209,25 @@ params = { seconds = 0.05, steps = 2 }
   std::ofstream(corrupt) << "{\"step\": ";
   {
     auto sweep = ParseSweep(toml, "test.toml");
-    ASSERT_TRUE(sweep.ok()) << sweep.status().ToString();
+    ASSERT_OK(sweep);
     auto store = Store::OpenWriter((dir_ / "r.db").string());
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_OK(store);
     auto epoch = (*store)->BeginRun(Provenance{});
     auto submitted = (*store)->SubmitSweep(*sweep);
-    ASSERT_TRUE(epoch.ok() && submitted.ok());
+    ASSERT_OK(epoch);
+    ASSERT_OK(submitted);
     auto jobs = (*store)->LoadSweepJobs(submitted->sweep_id);
-    ASSERT_TRUE(jobs.ok() && jobs->size() == 1);
+    ASSERT_OK(jobs);
+    ASSERT_TRUE(jobs->size() == 1);
     auto attempt = (*store)->StartAttempt(jobs->front().id, *epoch, "n", {1});
-    ASSERT_TRUE(attempt.ok());
-    ASSERT_TRUE((*store)->RecordCheckpoint(jobs->front().id, *attempt, corrupt).ok());
-    ASSERT_TRUE((*store)->FailAttempt(*attempt, jobs->front().id, FailureClass::kPreempted, "stopped",
-                                      JobState::kPending, false)
-                    .ok());
-    ASSERT_TRUE((*store)->EndRun(*epoch, "interrupted").ok());
+    ASSERT_OK(attempt);
+    ASSERT_OK((*store)->RecordCheckpoint(jobs->front().id, *attempt, corrupt));
+    ASSERT_OK((*store)->FailAttempt(*attempt, jobs->front().id, FailureClass::kPreempted, "stopped",
+                                    JobState::kPending, false));
+    ASSERT_OK((*store)->EndRun(*epoch, "interrupted"));
   }
   auto summary = RunSweep(toml, {"a"});
-  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  ASSERT_OK(summary);
   EXPECT_EQ(summary->done, 1);
   EXPECT_EQ(Query("select group_concat(coalesce(failure_class, state), ' ') from attempts order by number"),
                   "preempted error done");
@@ -255,7 +254,7 @@ params = { seconds = 20, steps = 40 }
   });
   auto summary = RunSweep(toml, {"a", "a"}, &stop);
   trigger.join();
-  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  ASSERT_OK(summary);
   EXPECT_TRUE(summary->interrupted);
   EXPECT_EQ(summary->done, 0);
   EXPECT_EQ(Query("select count(*) from attempts where failure_class='preempted'"), "2");
@@ -271,10 +270,8 @@ params = { seconds = 20, steps = 40 }
 TEST(CoordinatorClockTest, ASilentRankIsLostAndItsJobRunsOnAnother) {
   const std::string executor = testing::SweepExecutable();
   ASSERT_TRUE(std::filesystem::exists(executor)) << executor << " is not built";
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
-                                    ("atp-coordinator-clock-test-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  testing::TempDir temp_dir;
+  const std::filesystem::path dir = temp_dir.path();
   auto sweep = ParseSweep(R"(
 [sweep]
 name = "t"
@@ -287,7 +284,7 @@ method = "sleep"
 params = { seconds = 0.05, steps = 1 }
 )",
                           "test.toml");
-  ASSERT_TRUE(sweep.ok()) << sweep.status().ToString();
+  ASSERT_OK(sweep);
 
   FakeClock clock;
   InProcessHub hub(3, {"head", "a", "a"});
@@ -301,11 +298,11 @@ params = { seconds = 0.05, steps = 1 }
     options.executor_binary = executor;
     options.heartbeat_interval_s = 2;
     Worker worker(worker_comm.get(), options, &clock, nullptr);
-    EXPECT_TRUE(worker.Run().ok());
+    EXPECT_OK(worker.Run());
   });
   // Rank 2 says hello, takes its job and then never answers again.
   std::thread silent_thread([&] {
-    EXPECT_TRUE(silent_comm->Send(0, kProtocolTag, EncodeMessage(HelloMessage{"a", 0})).ok());
+    EXPECT_OK(silent_comm->Send(0, kProtocolTag, EncodeMessage(HelloMessage{"a", 0})));
     while (!over) {
       auto envelope = silent_comm->Receive(0.02);
       if (envelope.ok() && envelope->has_value()) {
@@ -324,7 +321,7 @@ params = { seconds = 0.05, steps = 1 }
   });
 
   auto store = Store::OpenWriter((dir / "r.db").string());
-  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ASSERT_OK(store);
   std::FILE* devnull = std::fopen("/dev/null", "w");
   ProgressReporter reporter(ProgressMode::kQuiet, devnull, RealClock(), 10);
   CoordinatorOptions options;
@@ -338,7 +335,7 @@ params = { seconds = 0.05, steps = 1 }
   silent_thread.join();
   std::fclose(devnull);
 
-  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  ASSERT_OK(summary);
   EXPECT_TRUE(silent_got_a_job);
   EXPECT_EQ(summary->done, 2);
   EXPECT_EQ(summary->lost_ranks, 1);
@@ -352,7 +349,6 @@ params = { seconds = 0.05, steps = 1 }
   EXPECT_EQ(sqlite3_column_int(stmt, 0), 1);
   sqlite3_finalize(stmt);
   sqlite3_close(db);
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

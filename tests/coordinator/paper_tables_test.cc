@@ -6,6 +6,7 @@
 
 #include "common/paper_figures.h"
 #include "tests/coordinator/results_test_util.h"
+#include "tests/support/status_matchers.h"
 
 namespace atp {
 namespace {
@@ -35,7 +36,7 @@ class PaperTablesTest : public ::testing::Test {
     options.sweep_id = sweep;
     options.filters = std::move(filters);
     auto table = BuildPaperTable(reader_->handle(), options);
-    EXPECT_TRUE(table.ok()) << table.status().ToString();
+    EXPECT_OK(table);
     return table.ok() ? *table : PaperTable{};
   }
   static const TableRow* Find(const PaperTable& t, const std::vector<std::string>& labels) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/coordinator/results_test_util.h"
+#include "tests/support/status_matchers.h"
 
 namespace atp {
 namespace {
@@ -29,7 +30,7 @@ class ResultsQueryTest : public ::testing::Test {
 
   QueryResult Run(QueryOptions options) {
     auto result = RunResultsQuery(reader_->handle(), options);
-    EXPECT_TRUE(result.ok()) << result.status().ToString();
+    EXPECT_OK(result);
     return result.ok() ? *result : QueryResult{};
   }
 
@@ -197,7 +198,7 @@ TEST(ResultFilterTest, RejectsMalformedInput) {
   EXPECT_EQ(ParseResultFilter("n_ctx');DROP=1").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(ParseResultFilter("state=finished").status().code(), StatusCode::kInvalidArgument);
   auto ok = ParseResultFilter("class_position=front=x");
-  ASSERT_TRUE(ok.ok());
+  ASSERT_OK(ok);
   EXPECT_EQ(ok->key, "class_position");
   EXPECT_EQ(ok->value, "front=x");  // only the first '=' separates
   EXPECT_EQ(FormatQueryResult(QueryResult{}, "xml").status().code(), StatusCode::kInvalidArgument);

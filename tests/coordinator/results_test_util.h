@@ -15,6 +15,8 @@
 
 #include "coordinator/store.h"
 #include "coordinator/store_reader.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/temp_dir.h"
 
 namespace atp {
 
@@ -55,19 +57,13 @@ inline PlannedJob WithOutcome(PlannedJob job, Outcome outcome) {
 class ResultsDb {
  public:
   ResultsDb() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "atp_results_test_XXXXXX").string();
-    EXPECT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    path_ = dir_ + "/results.db";
+    path_ = dir_ / "results.db";
     auto store = Store::OpenWriter(path_);
-    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    EXPECT_OK(store);
     store_ = std::move(store).value();
     epoch_ = *store_->BeginRun(Provenance{});
   }
-  ~ResultsDb() {
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  ~ResultsDb() { store_.reset(); }  // closes the database before dir_ goes
 
   // Submits the jobs as one sweep and plays their outcomes; returns the sweep id. Jobs
   // already in the database (same key, from an earlier sweep) keep their first outcome.
@@ -79,7 +75,7 @@ class ResultsDb {
     sweep.code_version = "v1";
     for (const auto& j : jobs) sweep.jobs.push_back(j.spec);
     auto submitted = store_->SubmitSweep(sweep);
-    EXPECT_TRUE(submitted.ok()) << submitted.status().ToString();
+    EXPECT_OK(submitted);
     const int64_t sweep_id = submitted->sweep_id;
     auto records = *store_->LoadSweepJobs(sweep_id);
     std::map<std::string, const JobRecord*> by_key;
@@ -92,11 +88,10 @@ class ResultsDb {
         JobOutcome outcome;
         outcome.metrics = j.metrics;
         outcome.outputs = j.outputs;
-        EXPECT_TRUE(store_->CompleteAttempt(attempt, record->id, outcome).ok());
+        EXPECT_OK(store_->CompleteAttempt(attempt, record->id, outcome));
       } else if (j.outcome == Outcome::kFailed) {
-        EXPECT_TRUE(store_->FailAttempt(attempt, record->id, FailureClass::kOutOfMemory, "CUDA out of memory",
-                                        JobState::kFailed, true)
-                        .ok());
+        EXPECT_OK(store_->FailAttempt(attempt, record->id, FailureClass::kOutOfMemory, "CUDA out of memory",
+                                      JobState::kFailed, true));
       }
     }
     return sweep_id;
@@ -104,7 +99,7 @@ class ResultsDb {
 
   std::unique_ptr<StoreReader> Reader() {
     auto reader = StoreReader::Open(path_);
-    EXPECT_TRUE(reader.ok()) << reader.status().ToString();
+    EXPECT_OK(reader);
     return std::move(reader).value();
   }
 
@@ -112,7 +107,8 @@ class ResultsDb {
   const std::string& path() const { return path_; }
 
  private:
-  std::string dir_, path_;
+  testing::TempDir dir_;
+  std::string path_;
   std::unique_ptr<Store> store_;
   int64_t epoch_ = 0;
 };

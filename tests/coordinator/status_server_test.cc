@@ -1,4 +1,5 @@
 #include "coordinator/status_server.h"
+#include "tests/support/status_matchers.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -178,7 +179,7 @@ class StatusServerTest : public ::testing::Test {
     }
     server_ = std::make_unique<StatusServer>(options, std::move(handler));
     const Status started = server_->Start();
-    ASSERT_TRUE(started.ok()) << started.ToString();
+    ASSERT_OK(started);
     ASSERT_NE(server_->port(), 0);
   }
 
@@ -511,7 +512,7 @@ TEST_F(StatusServerTest, StopIsIdempotentAndANewServerCanTakeThePort) {
 TEST_F(StatusServerTest, StartAfterStopOnTheSameObjectServesAgain) {
   StartServer();
   server_->Stop();
-  ASSERT_TRUE(server_->Start().ok());
+  ASSERT_OK(server_->Start());
   ExpectServing();
   EXPECT_EQ(server_->Start().code(), StatusCode::kFailedPrecondition);
 }

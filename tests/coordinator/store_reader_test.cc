@@ -14,6 +14,8 @@
 #include "coordinator/sqlite_util.h"
 #include "coordinator/store.h"
 #include "tests/coordinator/schema_downgrade.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/temp_dir.h"
 
 namespace atp {
 namespace {
@@ -44,21 +46,17 @@ Sweep TwoStageSweep(const std::string& name) {
 class StoreReaderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (std::filesystem::temp_directory_path() / "atp_store_reader_test_XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    db_path_ = dir_ + "/results.db";
+    db_path_ = temp_dir_ / "results.db";
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::unique_ptr<Store> OpenWriter() {
     auto store = Store::OpenWriter(db_path_);
-    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    EXPECT_OK(store);
     return store.ok() ? std::move(store).value() : nullptr;
   }
   std::unique_ptr<StoreReader> OpenReader() {
     auto reader = StoreReader::Open(db_path_);
-    EXPECT_TRUE(reader.ok()) << reader.status().ToString();
+    EXPECT_OK(reader);
     return reader.ok() ? std::move(reader).value() : nullptr;
   }
 
@@ -82,25 +80,24 @@ class StoreReaderTest : public ::testing::Test {
     const int64_t done = *store.StartAttempt(jobs[0].id, out.epoch, "node01", {1});
     JobOutcome outcome;
     outcome.metrics = {{"accuracy", 93.5}, {"loss", 0.21}};
-    EXPECT_TRUE(store.CompleteAttempt(done, jobs[0].id, outcome).ok());
+    EXPECT_OK(store.CompleteAttempt(done, jobs[0].id, outcome));
 
     const int64_t oom = *store.StartAttempt(jobs[1].id, out.epoch, "node02", {2});
-    EXPECT_TRUE(store.FailAttempt(oom, jobs[1].id, FailureClass::kOutOfMemory, "CUDA out of memory (first)",
-                                  JobState::kPending, true)
-                    .ok());
+    EXPECT_OK(store.FailAttempt(oom, jobs[1].id, FailureClass::kOutOfMemory, "CUDA out of memory (first)",
+                                JobState::kPending, true));
     const int64_t crash = *store.StartAttempt(jobs[1].id, out.epoch, "node02", {2});
-    EXPECT_TRUE(store.FailAttempt(crash, jobs[1].id, FailureClass::kOutOfMemory,
-                                  "CUDA out of memory\nTried to allocate 2.00 GiB", JobState::kFailed, true)
-                    .ok());
-    EXPECT_TRUE(store.BlockJob(jobs[3].id, "upstream job failed").ok());
+    EXPECT_OK(store.FailAttempt(crash, jobs[1].id, FailureClass::kOutOfMemory,
+                                "CUDA out of memory\nTried to allocate 2.00 GiB", JobState::kFailed, true));
+    EXPECT_OK(store.BlockJob(jobs[3].id, "upstream job failed"));
 
     const int64_t running = *store.StartAttempt(jobs[2].id, out.epoch, "node01", {1, 2});
-    EXPECT_TRUE(store.UpdateProgress(running, 30, 120).ok());
-    EXPECT_TRUE(store.Heartbeat(out.epoch).ok());
+    EXPECT_OK(store.UpdateProgress(running, 30, 120));
+    EXPECT_OK(store.Heartbeat(out.epoch));
     return out;
   }
 
-  std::string dir_;
+  testing::TempDir temp_dir_;
+  std::string dir_ = temp_dir_.path();
   std::string db_path_;
 };
 
@@ -137,21 +134,21 @@ TEST_F(StoreReaderTest, SeesCommittedWritesWhileTheWriterHoldsTheDatabase) {
   auto reader = OpenReader();
   ASSERT_NE(reader, nullptr);
   auto before = reader->Summary(std::nullopt);
-  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  ASSERT_OK(before);
   EXPECT_EQ((*before)["counts"]["pending"], 4);
 
   const int64_t epoch = *store->BeginRun(Provenance{});
   auto jobs = *store->LoadSweepJobs(sweep_id);
   const int64_t attempt = *store->StartAttempt(jobs[0].id, epoch, "node01", {1});
   auto after = reader->Summary(std::nullopt);
-  ASSERT_TRUE(after.ok());
+  ASSERT_OK(after);
   EXPECT_EQ((*after)["counts"]["running"], 1);
 
   // Uncommitted work of a batch stays invisible until the commit.
-  ASSERT_TRUE(store->BeginBatch().ok());
-  ASSERT_TRUE(store->CompleteAttempt(attempt, jobs[0].id, JobOutcome{}).ok());
+  ASSERT_OK(store->BeginBatch());
+  ASSERT_OK(store->CompleteAttempt(attempt, jobs[0].id, JobOutcome{}));
   EXPECT_EQ((*reader->Summary(std::nullopt))["counts"]["done"], 0);
-  ASSERT_TRUE(store->CommitBatch().ok());
+  ASSERT_OK(store->CommitBatch());
   EXPECT_EQ((*reader->Summary(std::nullopt))["counts"]["done"], 1);
 }
 
@@ -166,11 +163,11 @@ TEST_F(StoreReaderTest, AnOpenReadDoesNotBlockTheWriter) {
 
   // Without WAL these commits would wait for the reader's lock and fail as busy.
   auto epoch = store->BeginRun(Provenance{});
-  ASSERT_TRUE(epoch.ok()) << epoch.status().ToString();
+  ASSERT_OK(epoch);
   auto jobs = *store->LoadSweepJobs(sweep_id);
   auto attempt = store->StartAttempt(jobs[0].id, *epoch, "node01", {1});
-  ASSERT_TRUE(attempt.ok()) << attempt.status().ToString();
-  ASSERT_TRUE(store->Heartbeat(*epoch).ok());
+  ASSERT_OK(attempt);
+  ASSERT_OK(store->Heartbeat(*epoch));
   EXPECT_EQ(open_read.Step(), SQLITE_ROW);  // the reader's snapshot is still usable
 }
 
@@ -182,7 +179,7 @@ TEST_F(StoreReaderTest, SweepsListsTheLatestFirstWithJobCounts) {
   const int64_t second = store->SubmitSweep(TwoStageSweep("base2new"))->sweep_id;
   auto reader = OpenReader();
   auto sweeps = reader->Sweeps();
-  ASSERT_TRUE(sweeps.ok());
+  ASSERT_OK(sweeps);
   const Json& list = (*sweeps)["sweeps"];
   ASSERT_EQ(list.size(), 2u);
   EXPECT_EQ(list[0]["id"], second);
@@ -198,7 +195,7 @@ TEST_F(StoreReaderTest, SummaryCountsStagesFailuresRunningJobsAndTheRun) {
   const Populated populated = Populate(*store);
   auto reader = OpenReader();
   auto summary = reader->Summary(std::nullopt);
-  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  ASSERT_OK(summary);
   const Json& s = *summary;
 
   EXPECT_EQ(s["sweep"]["id"], populated.sweep_id);
@@ -247,12 +244,12 @@ TEST_F(StoreReaderTest, SummaryDefaultsToTheLatestSweepAndCanShowAnEarlierOne) {
   Sweep small = TwoStageSweep("small");
   small.jobs.resize(2);
   const int64_t first = store->SubmitSweep(small)->sweep_id;
-  ASSERT_TRUE(store->SubmitSweep(TwoStageSweep("base2new")).ok());
+  ASSERT_OK(store->SubmitSweep(TwoStageSweep("base2new")));
   auto reader = OpenReader();
   EXPECT_EQ((*reader->Summary(std::nullopt))["sweep"]["name"], "base2new");
   EXPECT_EQ((*reader->Summary(first))["counts"]["total"], 2);
   // Resubmitting the earlier sweep makes it the latest again.
-  ASSERT_TRUE(store->SubmitSweep(small).ok());
+  ASSERT_OK(store->SubmitSweep(small));
   EXPECT_EQ((*reader->Summary(std::nullopt))["sweep"]["id"], first);
 }
 
@@ -263,7 +260,7 @@ TEST_F(StoreReaderTest, JobsFiltersByStateAndStageAndPages) {
 
   JobQuery all;
   auto jobs = reader->Jobs(all);
-  ASSERT_TRUE(jobs.ok()) << jobs.status().ToString();
+  ASSERT_OK(jobs);
   EXPECT_EQ((*jobs)["total"], 4);
   ASSERT_EQ((*jobs)["jobs"].size(), 4u);
   const Json& failed_job = (*jobs)["jobs"][1];
@@ -303,7 +300,7 @@ TEST_F(StoreReaderTest, MetricsListsTheResultsOfDoneJobs) {
   const Populated populated = Populate(*store);
   auto reader = OpenReader();
   auto metrics = reader->Metrics(std::nullopt, 100, 0);
-  ASSERT_TRUE(metrics.ok()) << metrics.status().ToString();
+  ASSERT_OK(metrics);
   EXPECT_EQ((*metrics)["total"], 2);
   const Json& rows = (*metrics)["metrics"];
   ASSERT_EQ(rows.size(), 2u);
@@ -382,11 +379,11 @@ TEST_F(StoreReaderTest, TheRunsComputeEnvironmentIsRecordedAndShown) {
                               {"check", "passed"},
                               {"threads", 2}}},
                             {"threads_per_job", 2}};
-  ASSERT_TRUE(store->BeginRun(provenance).ok());
-  ASSERT_TRUE(store->SubmitSweep(TwoStageSweep("base2new")).ok());
+  ASSERT_OK(store->BeginRun(provenance));
+  ASSERT_OK(store->SubmitSweep(TwoStageSweep("base2new")));
   auto reader = OpenReader();
   auto summary = reader->Summary(std::nullopt);
-  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  ASSERT_OK(summary);
   EXPECT_EQ((*summary)["run"]["compute"]["blas"]["kernel"], "SkylakeX");
   const std::string text = StoreReader::FormatSummary(*summary);
   EXPECT_NE(text.find("Compute: OpenBLAS 0.3.21 (pthreads), kernel SkylakeX (selected by atp; the library chose "
@@ -407,7 +404,7 @@ TEST_F(StoreReaderTest, AVersionOneDatabaseStillReports) {
   auto reader = OpenReader();
   ASSERT_NE(reader, nullptr);
   auto summary = reader->Summary(std::nullopt);
-  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  ASSERT_OK(summary);
   EXPECT_EQ((*summary)["run"]["world_size"], 3);
   EXPECT_EQ((*summary)["run"]["compute"], Json::object());
   EXPECT_FALSE(StoreReader::FormatSummary(*summary).empty());
@@ -440,26 +437,25 @@ TEST_F(StoreReaderTest, SummaryOfOneHundredThousandJobs) {
     sweep.name = "large";
     for (int i = 0; i < 100000; ++i) sweep.jobs.push_back(Job(i < 60000 ? "train" : "eval", "d" + std::to_string(i % 7), i));
     auto submitted = store->SubmitSweep(sweep);
-    ASSERT_TRUE(submitted.ok()) << submitted.status().ToString();
+    ASSERT_OK(submitted);
     auto jobs = *store->LoadSweepJobs(submitted->sweep_id);
     const int64_t epoch = *store->BeginRun(Provenance{});
-    ASSERT_TRUE(store->BeginBatch().ok());
+    ASSERT_OK(store->BeginBatch());
     for (int i = 0; i < 2000; ++i) {
       const int64_t attempt = *store->StartAttempt(jobs[i].id, epoch, "node01", {i % 8});
       if (i < 1900) {
-        ASSERT_TRUE(store->CompleteAttempt(attempt, jobs[i].id, JobOutcome{}).ok());
+        ASSERT_OK(store->CompleteAttempt(attempt, jobs[i].id, JobOutcome{}));
       } else if (i < 1950) {
-        ASSERT_TRUE(store->FailAttempt(attempt, jobs[i].id, FailureClass::kHung, "no progress", JobState::kFailed, true)
-                        .ok());
+        ASSERT_OK(store->FailAttempt(attempt, jobs[i].id, FailureClass::kHung, "no progress", JobState::kFailed, true));
       }
     }
-    ASSERT_TRUE(store->CommitBatch().ok());
+    ASSERT_OK(store->CommitBatch());
   }
   auto reader = OpenReader();
   const auto start = std::chrono::steady_clock::now();
   auto summary = reader->Summary(std::nullopt);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  ASSERT_OK(summary);
   EXPECT_EQ((*summary)["counts"]["total"], 100000);
   EXPECT_EQ((*summary)["counts"]["done"], 1900);
   EXPECT_EQ((*summary)["counts"]["failed"], 50);

@@ -16,15 +16,11 @@
 
 #include "coordinator/sqlite_util.h"
 #include "tests/coordinator/schema_downgrade.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/temp_dir.h"
 
 namespace atp {
 namespace {
-
-#define ASSERT_OK(expr)                                  \
-  do {                                                   \
-    const ::atp::Status assert_ok_status_ = (expr);      \
-    ASSERT_TRUE(assert_ok_status_.ok()) << assert_ok_status_.ToString(); \
-  } while (0)
 
 JobSpec TrainJob(const std::string& dataset, int seed) {
   JobSpec job;
@@ -63,16 +59,12 @@ Sweep MakeSweep(const std::string& name, const std::vector<std::string>& dataset
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (std::filesystem::temp_directory_path() / "atp_store_test_XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    db_path_ = dir_ + "/results.db";
+    db_path_ = temp_dir_ / "results.db";
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::unique_ptr<Store> OpenStore() {
     auto store = Store::OpenWriter(db_path_);
-    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    EXPECT_OK(store);
     return store.ok() ? std::move(store).value() : nullptr;
   }
 
@@ -82,7 +74,7 @@ class StoreTest : public ::testing::Test {
     provenance.hosts = {"node01", "node01"};
     provenance.world_size = 2;
     auto epoch = store.BeginRun(provenance);
-    EXPECT_TRUE(epoch.ok()) << epoch.status().ToString();
+    EXPECT_OK(epoch);
     return epoch.ok() ? *epoch : 0;
   }
 
@@ -102,11 +94,12 @@ class StoreTest : public ::testing::Test {
 
   static JobRecord LoadJob(Store& store, int64_t sweep_id, size_t index) {
     auto jobs = store.LoadSweepJobs(sweep_id);
-    EXPECT_TRUE(jobs.ok()) << jobs.status().ToString();
+    EXPECT_OK(jobs);
     return jobs->at(index);
   }
 
-  std::string dir_;
+  testing::TempDir temp_dir_;
+  std::string dir_ = temp_dir_.path();
   std::string db_path_;
 };
 
@@ -132,7 +125,7 @@ TEST_F(StoreTest, CreatesSchemaAndReopensWithoutChangingIt) {
                 1)
           << view;
     }
-    ASSERT_TRUE(store->SubmitSweep(MakeSweep("base", {"caltech101"}, 1)).ok());
+    ASSERT_OK(store->SubmitSweep(MakeSweep("base", {"caltech101"}, 1)));
   }
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
@@ -144,7 +137,7 @@ TEST_F(StoreTest, AVersionOneDatabaseGainsTheRunsComputeColumnAndKeepsItsRuns) {
   {
     auto store = OpenStore();
     ASSERT_NE(store, nullptr);
-    ASSERT_TRUE(store->BeginRun(Provenance{}).ok());
+    ASSERT_OK(store->BeginRun(Provenance{}));
   }
   // Back to the version-1 layout: runs without compute_json.
   ASSERT_EQ(DowngradeToSchemaVersionOne(db_path_), "");
@@ -153,7 +146,7 @@ TEST_F(StoreTest, AVersionOneDatabaseGainsTheRunsComputeColumnAndKeepsItsRuns) {
   EXPECT_EQ(Query(*store, "SELECT value FROM meta WHERE key = 'schema_version'"), std::to_string(kStoreSchemaVersion));
   Provenance provenance;
   provenance.compute = Json{{"threads_per_job", 3}};
-  ASSERT_TRUE(store->BeginRun(provenance).ok());
+  ASSERT_OK(store->BeginRun(provenance));
   EXPECT_EQ(Query(*store, "SELECT group_concat(compute_json, ' ') FROM (SELECT compute_json FROM runs ORDER BY id)"),
             "{} {\"threads_per_job\":3}");
 }
@@ -230,12 +223,12 @@ TEST_F(StoreTest, ResubmittingTheSameSweepAddsNothing) {
   auto store = OpenStore();
   const Sweep sweep = MakeSweep("base", {"caltech101", "eurosat"}, 2);
   auto first = store->SubmitSweep(sweep);
-  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_OK(first);
   EXPECT_EQ(first->new_jobs, 8);
   EXPECT_EQ(first->known_jobs, 0);
 
   auto second = store->SubmitSweep(sweep);
-  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  ASSERT_OK(second);
   EXPECT_EQ(second->sweep_id, first->sweep_id);
   EXPECT_EQ(second->new_jobs, 0);
   EXPECT_EQ(second->known_jobs, 8);
@@ -248,19 +241,19 @@ TEST_F(StoreTest, ResubmittingTheSameSweepAddsNothing) {
 TEST_F(StoreTest, ExtendedSweepAddsOnlyTheNewJobsAndSharesTheOldOnes) {
   auto store = OpenStore();
   auto small = store->SubmitSweep(MakeSweep("base", {"caltech101"}, 2));
-  ASSERT_TRUE(small.ok());
+  ASSERT_OK(small);
   // Finish one job so that the extension reports it as done.
   auto jobs = store->LoadSweepJobs(small->sweep_id);
-  ASSERT_TRUE(jobs.ok());
+  ASSERT_OK(jobs);
   const int64_t epoch = BeginTestRun(*store);
   auto attempt = store->StartAttempt(jobs->at(0).id, epoch, "node01", {1});
-  ASSERT_TRUE(attempt.ok());
+  ASSERT_OK(attempt);
   ASSERT_OK(store->CompleteAttempt(*attempt, jobs->at(0).id, JobOutcome{}));
 
   Sweep extended = MakeSweep("base", {"caltech101", "eurosat"}, 2);
   extended.source_text += "datasets = [\"caltech101\", \"eurosat\"]\n";
   auto bigger = store->SubmitSweep(extended);
-  ASSERT_TRUE(bigger.ok()) << bigger.status().ToString();
+  ASSERT_OK(bigger);
   EXPECT_NE(bigger->sweep_id, small->sweep_id);
   EXPECT_EQ(bigger->new_jobs, 4);
   EXPECT_EQ(bigger->known_jobs, 4);
@@ -269,7 +262,7 @@ TEST_F(StoreTest, ExtendedSweepAddsOnlyTheNewJobsAndSharesTheOldOnes) {
   EXPECT_EQ(Count(*store, "SELECT count(*) FROM sweep_jobs WHERE sweep_id = " + std::to_string(bigger->sweep_id)), 8);
   // The shared job keeps its result in both sweeps.
   auto extended_jobs = store->LoadSweepJobs(bigger->sweep_id);
-  ASSERT_TRUE(extended_jobs.ok());
+  ASSERT_OK(extended_jobs);
   EXPECT_EQ(extended_jobs->at(0).id, jobs->at(0).id);
   EXPECT_EQ(extended_jobs->at(0).state, JobState::kDone);
 }
@@ -278,17 +271,17 @@ TEST_F(StoreTest, ResubmissionUpdatesHowUnfinishedJobsRunButNotFinishedOnes) {
   auto store = OpenStore();
   Sweep sweep = MakeSweep("base", {"caltech101"}, 2);
   auto submitted = store->SubmitSweep(sweep);
-  ASSERT_TRUE(submitted.ok());
+  ASSERT_OK(submitted);
   auto jobs = store->LoadSweepJobs(submitted->sweep_id);
   const int64_t epoch = BeginTestRun(*store);
   auto attempt = store->StartAttempt(jobs->at(0).id, epoch, "node01", {1});
-  ASSERT_TRUE(attempt.ok());
+  ASSERT_OK(attempt);
   ASSERT_OK(store->CompleteAttempt(*attempt, jobs->at(0).id, JobOutcome{}));
 
   for (JobSpec& job : sweep.jobs) job.retry.max_attempts = 7;  // execution only: the keys stay the same
-  ASSERT_TRUE(store->SubmitSweep(sweep).ok());
+  ASSERT_OK(store->SubmitSweep(sweep));
   auto reloaded = store->LoadSweepJobs(submitted->sweep_id);
-  ASSERT_TRUE(reloaded.ok());
+  ASSERT_OK(reloaded);
   EXPECT_EQ(reloaded->at(0).spec.retry.max_attempts, 3);  // done: the spec that produced it
   EXPECT_EQ(reloaded->at(1).spec.retry.max_attempts, 7);
   EXPECT_EQ(Count(*store, "SELECT count(*) FROM jobs"), 4);
@@ -305,7 +298,7 @@ TEST_F(StoreTest, SpecJsonIsJobSpecToJson) {
   sweep.jobs[5].retry.max_lost = 0;
   sweep.jobs[6].retry.rule(FailureClass::kHung).counts_attempt = false;
   sweep.jobs[7].code_version = "quote \" and ünïcode";
-  ASSERT_TRUE(store->SubmitSweep(sweep).ok());
+  ASSERT_OK(store->SubmitSweep(sweep));
   Statement select;
   ASSERT_EQ(select.Prepare(store->handle(), "SELECT spec_json, job_key FROM jobs WHERE job_key = ?1"), SQLITE_OK);
   for (const JobSpec& job : sweep.jobs) {
@@ -318,9 +311,9 @@ TEST_F(StoreTest, SpecJsonIsJobSpecToJson) {
 TEST_F(StoreTest, RecordsDependenciesById) {
   auto store = OpenStore();
   auto submitted = store->SubmitSweep(MakeSweep("base", {"caltech101", "eurosat"}, 1));
-  ASSERT_TRUE(submitted.ok());
+  ASSERT_OK(submitted);
   auto jobs = store->LoadSweepJobs(submitted->sweep_id);
-  ASSERT_TRUE(jobs.ok());
+  ASSERT_OK(jobs);
   ASSERT_EQ(jobs->size(), 4u);
   // Submission order is kept: two train jobs, then their eval jobs.
   EXPECT_EQ(jobs->at(0).spec.stage, "train");
@@ -338,14 +331,14 @@ TEST_F(StoreTest, DependencyOnAJobOfAnEarlierSweepIsResolved) {
   Sweep first;
   first.name = "train-only";
   first.jobs = {train};
-  ASSERT_TRUE(store->SubmitSweep(first).ok());
+  ASSERT_OK(store->SubmitSweep(first));
   Sweep second;
   second.name = "eval-only";
   second.jobs = {EvalJob(train)};
   auto submitted = store->SubmitSweep(second);
-  ASSERT_TRUE(submitted.ok()) << submitted.status().ToString();
+  ASSERT_OK(submitted);
   auto jobs = store->LoadSweepJobs(submitted->sweep_id);
-  ASSERT_TRUE(jobs.ok());
+  ASSERT_OK(jobs);
   ASSERT_EQ(jobs->size(), 1u);
   EXPECT_EQ(jobs->at(0).upstream_ids.size(), 1u);
 }
@@ -377,14 +370,14 @@ TEST_F(StoreTest, SubmitsOneHundredThousandJobsIdempotently) {
   const auto start = std::chrono::steady_clock::now();
   auto first = store->SubmitSweep(sweep);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_OK(first);
   EXPECT_EQ(first->new_jobs, 100000);
   std::printf("[ timing   ] SubmitSweep of 100,000 new jobs: %.2f s\n", seconds);
 
   const auto again = std::chrono::steady_clock::now();
   auto second = store->SubmitSweep(sweep);
   const double resubmit_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - again).count();
-  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  ASSERT_OK(second);
   EXPECT_EQ(second->new_jobs, 0);
   EXPECT_EQ(second->known_jobs, 100000);
   EXPECT_EQ(Count(*store, "SELECT count(*) FROM jobs"), 100000);
@@ -394,12 +387,12 @@ TEST_F(StoreTest, SubmitsOneHundredThousandJobsIdempotently) {
 TEST_F(StoreTest, StartAndCompleteRecordStateAttemptAndEvents) {
   auto store = OpenStore();
   auto submitted = store->SubmitSweep(MakeSweep("base", {"caltech101"}, 1));
-  ASSERT_TRUE(submitted.ok());
+  ASSERT_OK(submitted);
   const int64_t job_id = LoadJob(*store, submitted->sweep_id, 0).id;
   const int64_t epoch = BeginTestRun(*store);
 
   auto attempt = store->StartAttempt(job_id, epoch, "node01", {1, 2});
-  ASSERT_TRUE(attempt.ok()) << attempt.status().ToString();
+  ASSERT_OK(attempt);
   const std::string id = std::to_string(job_id);
   EXPECT_EQ(Query(*store, "SELECT state || ' ' || host || ' ' || ranks_used FROM jobs WHERE id = " + id),
             "running node01 [1,2]");
@@ -428,11 +421,11 @@ TEST_F(StoreTest, StartAndCompleteRecordStateAttemptAndEvents) {
 TEST_F(StoreTest, MetricsAndOutputsRoundTrip) {
   auto store = OpenStore();
   auto submitted = store->SubmitSweep(MakeSweep("base", {"caltech101"}, 1));
-  ASSERT_TRUE(submitted.ok());
+  ASSERT_OK(submitted);
   const int64_t job_id = LoadJob(*store, submitted->sweep_id, 0).id;
   const int64_t epoch = BeginTestRun(*store);
   auto attempt = store->StartAttempt(job_id, epoch, "node01", {1});
-  ASSERT_TRUE(attempt.ok());
+  ASSERT_OK(attempt);
   ASSERT_OK(store->RecordCheckpoint(job_id, *attempt, "jobs/a/ckpt-100.pt"));
 
   JobOutcome outcome;
@@ -458,12 +451,12 @@ TEST_F(StoreTest, MetricsAndOutputsRoundTrip) {
 TEST_F(StoreTest, FailAttemptCountsOnlyAttemptsThatCount) {
   auto store = OpenStore();
   auto submitted = store->SubmitSweep(MakeSweep("base", {"caltech101"}, 1));
-  ASSERT_TRUE(submitted.ok());
+  ASSERT_OK(submitted);
   const int64_t job_id = LoadJob(*store, submitted->sweep_id, 0).id;
   const int64_t epoch = BeginTestRun(*store);
 
   auto first = store->StartAttempt(job_id, epoch, "node01", {1});
-  ASSERT_TRUE(first.ok());
+  ASSERT_OK(first);
   ASSERT_OK(store->FailAttempt(*first, job_id, FailureClass::kOutOfMemory, "CUDA out of memory", JobState::kPending,
                                /*counts_attempt=*/true));
   JobRecord job = LoadJob(*store, submitted->sweep_id, 0);
@@ -473,7 +466,7 @@ TEST_F(StoreTest, FailAttemptCountsOnlyAttemptsThatCount) {
   EXPECT_EQ(job.error, "CUDA out of memory");
 
   auto second = store->StartAttempt(job_id, epoch, "node01", {1});
-  ASSERT_TRUE(second.ok());
+  ASSERT_OK(second);
   ASSERT_OK(store->FailAttempt(*second, job_id, FailureClass::kPreempted, "SIGTERM", JobState::kPending,
                                /*counts_attempt=*/false));
   job = LoadJob(*store, submitted->sweep_id, 0);
@@ -481,7 +474,7 @@ TEST_F(StoreTest, FailAttemptCountsOnlyAttemptsThatCount) {
   EXPECT_EQ(job.total_attempts, 2);
 
   auto third = store->StartAttempt(job_id, epoch, "node02", {3});
-  ASSERT_TRUE(third.ok());
+  ASSERT_OK(third);
   EXPECT_EQ(Query(*store, "SELECT number FROM attempts WHERE id = " + std::to_string(*third)), "3");
   ASSERT_OK(store->FailAttempt(*third, job_id, FailureClass::kDiverged, "loss is NaN at step 40", JobState::kFailed,
                                /*counts_attempt=*/true));
@@ -501,7 +494,7 @@ TEST_F(StoreTest, FailAttemptRejectsANextStateOtherThanPendingOrFailed) {
   auto submitted = store->SubmitSweep(MakeSweep("base", {"caltech101"}, 1));
   const int64_t job_id = LoadJob(*store, submitted->sweep_id, 0).id;
   auto attempt = store->StartAttempt(job_id, BeginTestRun(*store), "node01", {1});
-  ASSERT_TRUE(attempt.ok());
+  ASSERT_OK(attempt);
   Status status = store->FailAttempt(*attempt, job_id, FailureClass::kError, "boom", JobState::kDone, true);
   EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(Query(*store, "SELECT state FROM jobs WHERE id = " + std::to_string(job_id)), "running");
@@ -513,7 +506,7 @@ TEST_F(StoreTest, TransitionFromTheWrongStateIsRefusedAndWritesNothing) {
   const int64_t job_id = LoadJob(*store, submitted->sweep_id, 0).id;
   const int64_t epoch = BeginTestRun(*store);
   auto attempt = store->StartAttempt(job_id, epoch, "node01", {1});
-  ASSERT_TRUE(attempt.ok());
+  ASSERT_OK(attempt);
   const int64_t events_before = Count(*store, "SELECT count(*) FROM events");
 
   auto again = store->StartAttempt(job_id, epoch, "node01", {1});
@@ -542,9 +535,9 @@ TEST_F(StoreTest, ProgressOfAnEndedAttemptIsIgnoredAndOfAnUnknownOneIsNotFound) 
   auto submitted = store->SubmitSweep(MakeSweep("base", {"caltech101"}, 1));
   const int64_t job_id = LoadJob(*store, submitted->sweep_id, 0).id;
   auto attempt = store->StartAttempt(job_id, BeginTestRun(*store), "node01", {1});
-  ASSERT_TRUE(attempt.ok());
+  ASSERT_OK(attempt);
   ASSERT_OK(store->CompleteAttempt(*attempt, job_id, JobOutcome{}));
-  EXPECT_TRUE(store->UpdateProgress(*attempt, 5, 10).ok());
+  EXPECT_OK(store->UpdateProgress(*attempt, 5, 10));
   EXPECT_EQ(Query(*store, "SELECT progress_step FROM attempts WHERE id = " + std::to_string(*attempt)), "");
   EXPECT_EQ(store->UpdateProgress(424242, 5, 10).code(), StatusCode::kNotFound);
 }
@@ -554,17 +547,17 @@ TEST_F(StoreTest, RecoveryRequeuesLostAttemptsThenPoisonsAfterMaxLost) {
   Sweep sweep = MakeSweep("base", {"caltech101"}, 1);
   for (JobSpec& job : sweep.jobs) job.retry.max_lost = 2;
   auto submitted = store->SubmitSweep(sweep);
-  ASSERT_TRUE(submitted.ok());
+  ASSERT_OK(submitted);
   const int64_t job_id = LoadJob(*store, submitted->sweep_id, 0).id;
 
   const int64_t first_run = BeginTestRun(*store);
   auto first_attempt = store->StartAttempt(job_id, first_run, "node01", {1});
-  ASSERT_TRUE(first_attempt.ok());
+  ASSERT_OK(first_attempt);
   // The coordinator dies here; the next one starts a new epoch and recovers.
   const int64_t second_run = BeginTestRun(*store);
   EXPECT_EQ(Query(*store, "SELECT status FROM runs WHERE id = " + std::to_string(first_run)), "lost");
   auto recovered = store->RecoverInterruptedAttempts(second_run);
-  ASSERT_TRUE(recovered.ok()) << recovered.status().ToString();
+  ASSERT_OK(recovered);
   EXPECT_EQ(recovered->requeued, 1);
   EXPECT_EQ(recovered->poisoned, 0);
   JobRecord job = LoadJob(*store, submitted->sweep_id, 0);
@@ -576,10 +569,10 @@ TEST_F(StoreTest, RecoveryRequeuesLostAttemptsThenPoisonsAfterMaxLost) {
             "lost node_lost");
 
   auto second_attempt = store->StartAttempt(job_id, second_run, "node01", {1});
-  ASSERT_TRUE(second_attempt.ok());
+  ASSERT_OK(second_attempt);
   const int64_t third_run = BeginTestRun(*store);
   recovered = store->RecoverInterruptedAttempts(third_run);
-  ASSERT_TRUE(recovered.ok());
+  ASSERT_OK(recovered);
   EXPECT_EQ(recovered->requeued, 0);
   EXPECT_EQ(recovered->poisoned, 1);
   job = LoadJob(*store, submitted->sweep_id, 0);
@@ -595,9 +588,9 @@ TEST_F(StoreTest, RecoveryLeavesAttemptsOfTheCurrentRunAlone) {
   auto submitted = store->SubmitSweep(MakeSweep("base", {"caltech101"}, 1));
   const int64_t job_id = LoadJob(*store, submitted->sweep_id, 0).id;
   const int64_t epoch = BeginTestRun(*store);
-  ASSERT_TRUE(store->StartAttempt(job_id, epoch, "node01", {1}).ok());
+  ASSERT_OK(store->StartAttempt(job_id, epoch, "node01", {1}));
   auto recovered = store->RecoverInterruptedAttempts(epoch);
-  ASSERT_TRUE(recovered.ok());
+  ASSERT_OK(recovered);
   EXPECT_EQ(recovered->requeued + recovered->poisoned, 0);
   EXPECT_EQ(LoadJob(*store, submitted->sweep_id, 0).state, JobState::kRunning);
 }
@@ -614,7 +607,7 @@ TEST_F(StoreTest, BlockJobRecordsTheReasonOnceAndRefusesRunningJobs) {
   EXPECT_EQ(blocked.error, "upstream job 1234 (train/sleep) failed");
   EXPECT_EQ(EventKinds(*store, eval.id), "submitted blocked");
 
-  ASSERT_TRUE(store->StartAttempt(train.id, BeginTestRun(*store), "node01", {1}).ok());
+  ASSERT_OK(store->StartAttempt(train.id, BeginTestRun(*store), "node01", {1}));
   EXPECT_EQ(store->BlockJob(train.id, "no").code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(store->BlockJob(987654, "no").code(), StatusCode::kNotFound);
 }
@@ -622,21 +615,21 @@ TEST_F(StoreTest, BlockJobRecordsTheReasonOnceAndRefusesRunningJobs) {
 TEST_F(StoreTest, ResetFailedJobsReturnsFailedAndBlockedJobsToPending) {
   auto store = OpenStore();
   auto submitted = store->SubmitSweep(MakeSweep("base", {"caltech101", "eurosat"}, 1));
-  ASSERT_TRUE(submitted.ok());
+  ASSERT_OK(submitted);
   auto jobs = store->LoadSweepJobs(submitted->sweep_id);
   const int64_t epoch = BeginTestRun(*store);
   // caltech101: train fails for good, its eval is blocked. eurosat: train is done.
   auto failing = store->StartAttempt(jobs->at(0).id, epoch, "node01", {1});
-  ASSERT_TRUE(failing.ok());
+  ASSERT_OK(failing);
   ASSERT_OK(store->FailAttempt(*failing, jobs->at(0).id, FailureClass::kUserError, "unknown dataset",
                                JobState::kFailed, true));
   ASSERT_OK(store->BlockJob(jobs->at(2).id, "upstream failed"));
   auto passing = store->StartAttempt(jobs->at(1).id, epoch, "node01", {1});
-  ASSERT_TRUE(passing.ok());
+  ASSERT_OK(passing);
   ASSERT_OK(store->CompleteAttempt(*passing, jobs->at(1).id, JobOutcome{}));
 
   auto reset = store->ResetFailedJobs(submitted->sweep_id);
-  ASSERT_TRUE(reset.ok()) << reset.status().ToString();
+  ASSERT_OK(reset);
   EXPECT_EQ(*reset, 2);
   auto after = store->LoadSweepJobs(submitted->sweep_id);
   EXPECT_EQ(after->at(0).state, JobState::kPending);
@@ -662,7 +655,7 @@ TEST_F(StoreTest, EventLogReproducesTheCurrentStateOfEveryJob) {
   auto b = store->StartAttempt(jobs->at(1).id, epoch, "n", {2});
   ASSERT_OK(store->FailAttempt(*b, jobs->at(1).id, FailureClass::kCrash, "SIGSEGV", JobState::kFailed, true));
   ASSERT_OK(store->BlockJob(jobs->at(7).id, "upstream failed"));
-  ASSERT_TRUE(store->StartAttempt(jobs->at(2).id, epoch, "n", {3}).ok());
+  ASSERT_OK(store->StartAttempt(jobs->at(2).id, epoch, "n", {3}));
   auto c = store->StartAttempt(jobs->at(3).id, epoch, "n", {4});
   ASSERT_OK(store->FailAttempt(*c, jobs->at(3).id, FailureClass::kOutOfMemory, "OOM", JobState::kPending, true));
 
@@ -679,7 +672,7 @@ TEST_F(StoreTest, BatchCommitsItsTransitionsTogether) {
   auto jobs = store->LoadSweepJobs(submitted->sweep_id);
   const int64_t epoch = BeginTestRun(*store);
   auto observer = SqliteDb::Open(db_path_, SQLITE_OPEN_READONLY);
-  ASSERT_TRUE(observer.ok());
+  ASSERT_OK(observer);
   auto running_seen_by_observer = [&] {
     Statement count;
     EXPECT_EQ(count.Prepare(observer->get(), "SELECT count(*) FROM jobs WHERE state = 'running'"), SQLITE_OK);
@@ -688,9 +681,9 @@ TEST_F(StoreTest, BatchCommitsItsTransitionsTogether) {
   };
 
   ASSERT_OK(store->BeginBatch());
-  ASSERT_TRUE(store->StartAttempt(jobs->at(0).id, epoch, "node01", {1}).ok());
+  ASSERT_OK(store->StartAttempt(jobs->at(0).id, epoch, "node01", {1}));
   ASSERT_OK(store->BeginBatch());  // nested: only the outermost commit counts
-  ASSERT_TRUE(store->StartAttempt(jobs->at(1).id, epoch, "node01", {2}).ok());
+  ASSERT_OK(store->StartAttempt(jobs->at(1).id, epoch, "node01", {2}));
   ASSERT_OK(store->CommitBatch());
   EXPECT_EQ(running_seen_by_observer(), 0);
   ASSERT_OK(store->CommitBatch());
@@ -704,7 +697,7 @@ TEST_F(StoreTest, FailedTransitionInsideABatchLeavesNoPartialWrite) {
   auto jobs = store->LoadSweepJobs(submitted->sweep_id);
   const int64_t epoch = BeginTestRun(*store);
   auto attempt = store->StartAttempt(jobs->at(0).id, epoch, "node01", {1});
-  ASSERT_TRUE(attempt.ok());
+  ASSERT_OK(attempt);
 
   ASSERT_OK(store->BeginBatch());
   ASSERT_OK(store->UpdateProgress(*attempt, 10, 100));
@@ -720,7 +713,7 @@ TEST_F(StoreTest, FailedTransitionInsideABatchLeavesNoPartialWrite) {
 TEST_F(StoreTest, ProcessKilledInsideABatchLeavesNoneOfIt) {
   {
     auto store = OpenStore();
-    ASSERT_TRUE(store->SubmitSweep(MakeSweep("base", {"caltech101"}, 1)).ok());
+    ASSERT_OK(store->SubmitSweep(MakeSweep("base", {"caltech101"}, 1)));
   }
   const pid_t child = fork();
   ASSERT_GE(child, 0);
@@ -744,7 +737,7 @@ TEST_F(StoreTest, ProcessKilledInsideABatchLeavesNoneOfIt) {
   auto store = OpenStore();  // the lock died with the child
   ASSERT_NE(store, nullptr);
   auto jobs = store->LoadSweepJobs(1);
-  ASSERT_TRUE(jobs.ok());
+  ASSERT_OK(jobs);
   EXPECT_EQ(jobs->at(0).state, JobState::kRunning);  // committed before the kill
   EXPECT_EQ(jobs->at(1).state, JobState::kPending);  // the batch never happened
   EXPECT_EQ(Count(*store, "SELECT count(*) FROM events WHERE kind = 'blocked'"), 0);
@@ -752,7 +745,7 @@ TEST_F(StoreTest, ProcessKilledInsideABatchLeavesNoneOfIt) {
   // The next run finds the orphaned attempt.
   const int64_t epoch = BeginTestRun(*store);
   auto recovered = store->RecoverInterruptedAttempts(epoch);
-  ASSERT_TRUE(recovered.ok());
+  ASSERT_OK(recovered);
   EXPECT_EQ(recovered->requeued, 1);
 }
 
@@ -766,7 +759,7 @@ TEST_F(StoreTest, RunsRecordProvenanceHeartbeatAndEnd) {
   provenance.hosts = {"node01", "node01", "node02"};
   provenance.world_size = 3;
   auto epoch = store->BeginRun(provenance);
-  ASSERT_TRUE(epoch.ok());
+  ASSERT_OK(epoch);
   const std::string id = std::to_string(*epoch);
   EXPECT_EQ(Query(*store, "SELECT status || ' ' || world_size || ' ' || hosts_json FROM runs WHERE id = " + id),
             "running 3 [\"node01\",\"node01\",\"node02\"]");
@@ -797,7 +790,7 @@ TEST_F(StoreTest, MeanDurationsAreKeyedByStageMethodAndDataset) {
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   auto means = store->MeanDurations();
-  ASSERT_TRUE(means.ok());
+  ASSERT_OK(means);
   ASSERT_EQ(means->size(), 1u);
   EXPECT_NEAR(means->at("train|sleep|caltech101"), 20.0, 1e-6);
 }
@@ -807,7 +800,7 @@ TEST_F(StoreTest, ErrorMessagesThatAreNotUtf8OrHugeAreStoredSafely) {
   auto submitted = store->SubmitSweep(MakeSweep("base", {"caltech101"}, 1));
   const int64_t job_id = LoadJob(*store, submitted->sweep_id, 0).id;
   auto attempt = store->StartAttempt(job_id, BeginTestRun(*store), "n", {1});
-  ASSERT_TRUE(attempt.ok());
+  ASSERT_OK(attempt);
   const std::string message = "bad bytes \xff\xfe then " + std::string(100000, 'x');
   ASSERT_OK(store->FailAttempt(*attempt, job_id, FailureClass::kError, message, JobState::kPending, true));
   const JobRecord job = LoadJob(*store, submitted->sweep_id, 0);

@@ -9,6 +9,7 @@
 
 #include "common/dataset_catalog.h"
 #include "common/method_catalog.h"
+#include "tests/support/status_matchers.h"
 
 namespace atp {
 namespace {
@@ -19,7 +20,7 @@ class SweepTest : public ::testing::Test {
  protected:
   static Sweep Parse(const std::string& text) {
     Result<Sweep> sweep = ParseSweep(text, kSource);
-    EXPECT_TRUE(sweep.ok()) << sweep.status().ToString();
+    EXPECT_OK(sweep);
     return sweep.ok() ? std::move(sweep).value() : Sweep();
   }
 
@@ -123,7 +124,7 @@ params = { seconds = 2 }
 )toml");
   ASSERT_EQ(sweep.jobs.size(), 1u);
   Result<Json> expected = ResolveMethodParams(*FindMethod("sleep"), Json{{"seconds", 2.0}});
-  ASSERT_TRUE(expected.ok());
+  ASSERT_OK(expected);
   EXPECT_EQ(sweep.jobs[0].params, *expected);
   EXPECT_TRUE(sweep.jobs[0].params["seconds"].is_number_float()) << "integers given for float parameters become floats";
   EXPECT_EQ(sweep.jobs[0].params["steps"], 10) << "defaults are filled";
@@ -620,7 +621,7 @@ TEST_F(SweepTest, SleepExperimentFileExpands) {
   std::string here = __FILE__;
   std::string path = here.substr(0, here.rfind("tests/coordinator/")) + "experiments/sleep.toml";
   Result<Sweep> sweep = LoadSweepFile(path);
-  ASSERT_TRUE(sweep.ok()) << sweep.status().ToString();
+  ASSERT_OK(sweep);
   EXPECT_EQ(sweep->source_path, path);
   EXPECT_FALSE(sweep->source_text.empty());
   EXPECT_TRUE(sweep->warnings.empty());
@@ -891,7 +892,7 @@ std::string PaperSweepPath(const std::string& name) {
 // recipe covers (and the jobs downstream of them), no other.
 TEST(SweepRecipeTest, ChangingARecipeValueChangesOnlyTheAffectedJobKeys) {
   Result<Sweep> before = LoadSweepFile(PaperSweepPath("base2novel.toml"));
-  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  ASSERT_OK(before);
   RecipeBook edited = DefaultRecipes();
   bool found = false;
   for (auto& rule : edited.mutable_rules()) {
@@ -903,7 +904,7 @@ TEST(SweepRecipeTest, ChangingARecipeValueChangesOnlyTheAffectedJobKeys) {
   }
   ASSERT_TRUE(found) << "no vanilla CoOp ImageNet rule in the default recipes";
   Result<Sweep> after = LoadSweepFile(PaperSweepPath("base2novel.toml"), edited);
-  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  ASSERT_OK(after);
   ASSERT_EQ(before->jobs.size(), after->jobs.size());
   int changed = 0;
   for (size_t i = 0; i < before->jobs.size(); ++i) {
@@ -924,7 +925,7 @@ TEST(SweepRecipeTest, ChangingARecipeValueChangesOnlyTheAffectedJobKeys) {
 
 TEST(SweepRecipeTest, DryRunListsTheEffectiveRecipeOfEveryJob) {
   Result<Sweep> sweep = LoadSweepFile(PaperSweepPath("base2novel.toml"));
-  ASSERT_TRUE(sweep.ok()) << sweep.status().ToString();
+  ASSERT_OK(sweep);
   const std::string text = FormatDryRun(*sweep);
   std::istringstream lines(text);
   std::string line;

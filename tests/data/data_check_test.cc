@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/data/test_util.h"
+#include "tests/support/status_matchers.h"
 #include "worker/data/dataset.h"
 
 namespace atp::data {
@@ -39,7 +40,7 @@ class DataCheckTest : public ::testing::Test {
     o.threads = 2;
     o.decode = decode;
     auto r = CheckDataset(o);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_OK(r);
     return *r;
   }
 
@@ -105,7 +106,7 @@ TEST_F(DataCheckTest, EvaluationOnlyDatasetsHaveNoValList) {
   o.root = dir_.path();
   o.dataset = "imagenet_r";
   auto r = CheckDataset(o);
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   EXPECT_TRUE(r->ok()) << r->problems.front();
   EXPECT_EQ(r->images_checked, 200);
   EXPECT_EQ(r->classes, 200);

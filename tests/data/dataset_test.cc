@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "tests/data/test_util.h"
+#include "tests/support/status_matchers.h"
 #include "worker/data/fewshot.h"
 
 namespace atp::data {
@@ -26,7 +27,7 @@ TEST_F(DatasetTest, SplitJsonPathsAreJoinedUnderTheImageFolder) {
                           {{"a_1.jpg", 0, "abyssinian"}, {"b_1.jpg", 1, "american_bulldog"}},
                           {{"a_2.jpg", 0, "abyssinian"}}, {{"b_2.jpg", 1, "american_bulldog"}});
   auto s = ReadDataset(dir_.path(), "oxford_pets");
-  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_OK(s);
   ASSERT_EQ(s->train.size(), 2u);
   EXPECT_EQ(s->train[1].path, "oxford_pets/images/b_1.jpg");
   EXPECT_EQ(s->train[1].label, 1);
@@ -37,7 +38,7 @@ TEST_F(DatasetTest, SplitJsonPathsAreJoinedUnderTheImageFolder) {
   testing::WriteSplitJson(dir_ / "stanford_cars/split_zhou_StanfordCars.json",
                           {{"cars_train/00001.jpg", 0, "2012 Audi TTS Coupe"}}, {}, {});
   auto cars = ReadDataset(dir_.path(), "stanford_cars");
-  ASSERT_TRUE(cars.ok());
+  ASSERT_OK(cars);
   EXPECT_EQ(cars->train[0].path, "stanford_cars/cars_train/00001.jpg");
 }
 
@@ -55,15 +56,15 @@ TEST_F(DatasetTest, EntriesEscapingTheRootAreRejectedNamingFileAndEntry) {
 
   std::vector<std::string> problems;
   auto collected = ReadDatasetCollecting(dir_.path(), "dtd", &problems);
-  ASSERT_TRUE(collected.ok());
+  ASSERT_OK(collected);
   EXPECT_EQ(problems.size(), 3u);
   EXPECT_EQ(collected->train.size(), 1u);  // the bad entries are left out of the report's view
 }
 
 TEST_F(DatasetTest, CheckRelativePathRules) {
-  EXPECT_TRUE(CheckRelativePath("a/b.jpg").ok());
-  EXPECT_TRUE(CheckRelativePath("./a/..b.jpg").ok());
-  EXPECT_TRUE(CheckRelativePath("a..b/c").ok());
+  EXPECT_OK(CheckRelativePath("a/b.jpg"));
+  EXPECT_OK(CheckRelativePath("./a/..b.jpg"));
+  EXPECT_OK(CheckRelativePath("a..b/c"));
   EXPECT_FALSE(CheckRelativePath("").ok());
   EXPECT_FALSE(CheckRelativePath("..").ok());
   EXPECT_FALSE(CheckRelativePath("a/..").ok());
@@ -137,7 +138,7 @@ TEST_F(DatasetTest, ImageNetLabelsFollowSortedFoldersAndValIsTest) {
     Touch(std::string("imagenet/images/") + f);
   }
   auto s = ReadDataset(dir_.path(), "imagenet");
-  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_OK(s);
   ASSERT_EQ(s->train.size(), 4u);  // hidden file skipped
   EXPECT_EQ(s->train[0].label, 0);
   EXPECT_EQ(s->train[0].classname, "tench");
@@ -153,7 +154,7 @@ TEST_F(DatasetTest, ImageNetLabelsFollowSortedFoldersAndValIsTest) {
   o.seed = 1;
   o.subset = ClassSubset::kNew;  // labels {0,1,2}: base {0,1}, new {2}
   auto p = ApplyProtocol(*s, o);
-  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  ASSERT_OK(p);
   ASSERT_EQ(p->splits.train.size(), 1u);
   EXPECT_EQ(p->splits.train[0].classname, "great white shark");
   EXPECT_EQ(p->splits.train[0].label, 0);
@@ -169,7 +170,7 @@ TEST_F(DatasetTest, FgvcAircraftReadsVariantsAndSplitFiles) {
   testing::WriteText(dir_ / "fgvc_aircraft/images_variant_test.txt", "0062781 Cessna 172\n");
   std::vector<std::string> problems;
   auto s = ReadDatasetCollecting(dir_.path(), "fgvc_aircraft", &problems);
-  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_OK(s);
   ASSERT_EQ(s->train.size(), 2u);
   EXPECT_EQ(s->train[1].path, "fgvc_aircraft/images/1340192.jpg");
   EXPECT_EQ(s->train[1].label, 2);
@@ -188,7 +189,7 @@ TEST_F(DatasetTest, ImageNetVariantsReadTheirFoldersAndAreTestOnly) {
   Touch("imagenetv2/7/a.jpeg");
   Touch("imagenetv2/999/b.jpeg");
   auto v2 = ReadDataset(dir_.path(), "imagenetv2");
-  ASSERT_TRUE(v2.ok()) << v2.status().ToString();
+  ASSERT_OK(v2);
   ASSERT_EQ(v2->test.size(), 2u);
   EXPECT_EQ(v2->test[0].path, "imagenetv2/7/a.jpeg");
   EXPECT_EQ(v2->test[0].label, 7);
@@ -200,7 +201,7 @@ TEST_F(DatasetTest, ImageNetVariantsReadTheirFoldersAndAreTestOnly) {
   Touch("imagenet-adversarial/imagenet-a/n09/x.jpg");
   Touch("imagenet-adversarial/imagenet-a/n05/y.jpg");
   auto a = ReadDataset(dir_.path(), "imagenet_a");
-  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_OK(a);
   ASSERT_EQ(a->test.size(), 2u);
   EXPECT_EQ(a->test[0].classname, "jellyfish");  // n05 sorts first among the folders present
   EXPECT_EQ(a->test[0].label, 0);
@@ -210,7 +211,7 @@ TEST_F(DatasetTest, ImageNetVariantsReadTheirFoldersAndAreTestOnly) {
   o.shots = 16;
   o.subset = ClassSubset::kBase;
   auto p = ApplyProtocol(*a, o);
-  ASSERT_TRUE(p.ok());
+  ASSERT_OK(p);
   EXPECT_EQ(p->splits.test.size(), 2u);  // no draw, no subsampling
   ASSERT_EQ(p->notes.size(), 1u);
 

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "tests/data/test_util.h"
+#include "tests/support/status_matchers.h"
 #include "worker/data/data_check.h"
 #include "worker/data/dataset.h"
 #include "worker/data/fewshot.h"
@@ -37,13 +38,13 @@ class FashionMnistTest : public ::testing::Test {
 TEST_F(FashionMnistTest, ImportWritesTheDataLayoutWithAReproducibleValSplit) {
   SKIP_WITHOUT_PACKAGE();
   auto summary = Import(dir_.path(), 10);
-  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  ASSERT_OK(summary);
   EXPECT_EQ(summary->val, 20);    // round(10 * 0.2) per class
   EXPECT_EQ(summary->train, 80);
   EXPECT_EQ(summary->test, 100);
 
   auto s = ReadDataset(dir_.path(), "fashion_mnist");
-  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_OK(s);
   const auto names = ClassNamesByLabel(s->train);
   EXPECT_EQ(names, FashionMnistClassNames());
   EXPECT_EQ(names[0], "T-shirt/top");
@@ -53,22 +54,22 @@ TEST_F(FashionMnistTest, ImportWritesTheDataLayoutWithAReproducibleValSplit) {
   c.root = dir_.path();
   c.dataset = "fashion_mnist";
   auto report = CheckDataset(c);
-  ASSERT_TRUE(report.ok());
+  ASSERT_OK(report);
   EXPECT_TRUE(report->ok()) << report->problems.front();
   EXPECT_EQ(report->images_checked, 200);
 
   // The pixels are the idx file's bytes (gray replicated to RGB).
   auto idx = ReadIdxGz(std::string(kFashionMnistDebianDir) + "/t10k-images-idx3-ubyte.gz");
-  ASSERT_TRUE(idx.ok());
+  ASSERT_OK(idx);
   auto first = DecodeImageFile(JoinRoot(dir_.path(), s->test[0].path));
-  ASSERT_TRUE(first.ok());
+  ASSERT_OK(first);
   ASSERT_EQ(first->width, 28);
   EXPECT_EQ(s->test[0].path.find("test_00000.png") != std::string::npos, true);
   for (int i = 0; i < 28 * 28; ++i) ASSERT_EQ(first->rgb[3 * i + 1], idx->data[i]) << i;
 
   // A second import writes the same split.
   testing::TempDir again;
-  ASSERT_TRUE(Import(again.path(), 10).ok());
+  ASSERT_OK(Import(again.path(), 10));
   EXPECT_EQ(testing::ReadBytes(summary->split_file),
             testing::ReadBytes(again / "fashion_mnist/split_zhou_FashionMNIST.json"));
 
@@ -77,7 +78,7 @@ TEST_F(FashionMnistTest, ImportWritesTheDataLayoutWithAReproducibleValSplit) {
   o.seed = 1;
   o.subset = ClassSubset::kBase;
   auto p = ApplyProtocol(*s, o);
-  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  ASSERT_OK(p);
   EXPECT_EQ(p->splits.train.size(), 10u);  // 5 base classes x 2 shots
   EXPECT_EQ(p->splits.test.size(), 50u);
 }

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/data/test_util.h"
+#include "tests/support/status_matchers.h"
 
 namespace atp::data {
 namespace {
@@ -34,7 +35,7 @@ class FewShotTest : public ::testing::Test {
 
   DatasetSplits Full() {
     auto s = ReadDataset(dir_.path(), "dtd");
-    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    EXPECT_OK(s);
     return *s;
   }
 
@@ -84,7 +85,7 @@ TEST_F(FewShotTest, BaseAndNewSubsamplingMatchOfficialCode) {
       o.subset = *ParseClassSubset(sub);
       o.allow_fewer_shots = true;  // the lists hold classes smaller than the shots on purpose
       auto r = ApplyProtocol(Full(), o);
-      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      ASSERT_OK(r);
       const Json& want = c[sub];
       const std::pair<const char*, const std::vector<Entry>*> parts[] = {
           {"train", &train_}, {"val", &val_}, {"test", &test_}};
@@ -117,7 +118,7 @@ TEST_F(FewShotTest, ClassWithFewerImagesThanShotsIsRefusedByDefault) {
 
   o.allow_fewer_shots = true;
   auto ok = ApplyProtocol(Full(), o);
-  ASSERT_TRUE(ok.ok());
+  ASSERT_OK(ok);
   EXPECT_FALSE(ok->notes.empty());
 }
 
@@ -128,7 +129,7 @@ TEST_F(FewShotTest, NotesAnOfficialFewShotCacheThatWouldBeUsedInstead) {
   o.seed = 3;
   o.allow_fewer_shots = true;
   auto r = ApplyProtocol(Full(), o);
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   bool noted = false;
   for (const auto& n : r->notes) noted |= n.find("dtd/split_fewshot/shot_2-seed_3.pkl exists") != std::string::npos;
   EXPECT_TRUE(noted);
@@ -139,7 +140,7 @@ TEST_F(FewShotTest, NoDrawWhenShotsBelowOne) {
   o.shots = 0;
   o.subset = ClassSubset::kAll;
   auto r = ApplyProtocol(Full(), o);
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_EQ(r->splits.train.size(), train_.size());
   EXPECT_EQ(r->splits.val.size(), val_.size());
 }

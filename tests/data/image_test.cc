@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/data/test_util.h"
+#include "tests/support/status_matchers.h"
 
 namespace atp::data {
 namespace {
@@ -20,7 +21,7 @@ TEST_F(ImageDecodeTest, MatchesPilConvertRgbForEveryFixtureMode) {
   for (const auto& [name, want] : expected_["decode"].items()) {
     SCOPED_TRACE(name + " (PIL mode " + want["mode"].get<std::string>() + ")");
     auto img = DecodeImageFile(testing::FixturePath("images/" + name));
-    ASSERT_TRUE(img.ok()) << img.status().ToString();
+    ASSERT_OK(img);
     EXPECT_EQ(img->width, want["width"].get<int>());
     EXPECT_EQ(img->height, want["height"].get<int>());
     EXPECT_EQ(testing::Md5Hex(img->rgb), want["md5"].get<std::string>());
@@ -29,14 +30,14 @@ TEST_F(ImageDecodeTest, MatchesPilConvertRgbForEveryFixtureMode) {
 
 TEST_F(ImageDecodeTest, PngRoundTripKeepsPixels) {
   const Image im = testing::Pattern(17, 5, 4);
-  ASSERT_TRUE(WritePngFile(dir_ / "a.png", im.width, im.height, 3, im.rgb.data()).ok());
+  ASSERT_OK(WritePngFile(dir_ / "a.png", im.width, im.height, 3, im.rgb.data()));
   auto back = DecodeImageFile(dir_ / "a.png");
-  ASSERT_TRUE(back.ok());
+  ASSERT_OK(back);
   EXPECT_EQ(back->rgb, im.rgb);
   std::vector<uint8_t> gray = {0, 50, 100, 150, 200, 255};
-  ASSERT_TRUE(WritePngFile(dir_ / "g.png", 3, 2, 1, gray.data()).ok());
+  ASSERT_OK(WritePngFile(dir_ / "g.png", 3, 2, 1, gray.data()));
   auto g = DecodeImageFile(dir_ / "g.png");
-  ASSERT_TRUE(g.ok());
+  ASSERT_OK(g);
   EXPECT_EQ(g->rgb[3 * 4 + 0], 200);
   EXPECT_EQ(g->rgb[3 * 4 + 2], 200);
 }
@@ -93,9 +94,9 @@ TEST_F(ImageDecodeTest, EmptyAndUnknownFormatsAreRejectedClearly) {
 
 TEST_F(ImageDecodeTest, PngWithJpegExtensionIsDecodedByContent) {
   const Image im = testing::Pattern(6, 4, 1);
-  ASSERT_TRUE(WritePngFile(dir_ / "really_png.JPEG", 6, 4, 3, im.rgb.data()).ok());
+  ASSERT_OK(WritePngFile(dir_ / "really_png.JPEG", 6, 4, 3, im.rgb.data()));
   auto r = DecodeImageFile(dir_ / "really_png.JPEG");
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_EQ(r->rgb, im.rgb);
 }
 

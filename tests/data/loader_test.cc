@@ -10,6 +10,7 @@
 #include <map>
 
 #include "tests/data/test_util.h"
+#include "tests/support/status_matchers.h"
 #include "worker/data/transforms.h"
 
 namespace atp::data {
@@ -34,7 +35,7 @@ class LoaderTest : public ::testing::Test {
     Batch b;
     while (true) {
       auto more = loader.Next(&b);
-      EXPECT_TRUE(more.ok()) << more.status().ToString();
+      EXPECT_OK(more);
       if (!more.ok() || !*more) break;
       EXPECT_EQ(b.images.size(0), b.labels.size(0));
       for (int64_t i = 0; i < b.images.size(0); ++i) {
@@ -62,7 +63,7 @@ TEST_F(LoaderTest, TestModeKeepsListOrderAndMatchesClipTestTransform) {
   for (size_t i = 0; i < order.size(); ++i) EXPECT_EQ(order[i], static_cast<int64_t>(i));
   for (size_t i = 0; i < items_.size(); ++i) {
     auto img = DecodeImageFile(dir_ / items_[i].path);
-    ASSERT_TRUE(img.ok());
+    ASSERT_OK(img);
     EXPECT_TRUE(at::equal(got[i], ClipTestTransform(*img, 16))) << i;
   }
 }
@@ -144,13 +145,13 @@ TEST_F(LoaderTest, UndecodableImageEndsTheEpochWithItsName) {
   EXPECT_EQ(batches, 2);  // batches 0 and 1; batch 2 holds item 5
   EXPECT_NE(error.message().find(items_[5].path), std::string::npos) << error.ToString();
   auto after = loader.Next(&b);
-  ASSERT_TRUE(after.ok());
+  ASSERT_OK(after);
   EXPECT_FALSE(*after);
   // A new epoch can start after a failure (e.g. once the file is fixed).
   testing::WritePatternJpeg(dir_ / items_[5].path, 20, 20, 0);
   loader.StartEpoch(1);
   auto first = loader.Next(&b);
-  ASSERT_TRUE(first.ok());
+  ASSERT_OK(first);
   EXPECT_TRUE(*first);
 }
 

@@ -1,4 +1,5 @@
 // The evaluation protocols' training and evaluation sets (docs/reference.md §6.5).
+#include "tests/support/status_matchers.h"
 #include "worker/data/protocols.h"
 
 #include <gtest/gtest.h>
@@ -8,7 +9,7 @@ namespace {
 
 TEST(ProtocolsTest, BaseToNovelTrainsOnBaseAndTestsBothHalves) {
   auto p = PlanProtocol(*ParseEvalProtocol("base2novel"), "dtd");
-  ASSERT_TRUE(p.ok());
+  ASSERT_OK(p);
   EXPECT_EQ(p->train_dataset, "dtd");
   EXPECT_EQ(p->train_subset, ClassSubset::kBase);
   EXPECT_EQ(p->shots, 16);
@@ -20,7 +21,7 @@ TEST(ProtocolsTest, BaseToNovelTrainsOnBaseAndTestsBothHalves) {
 
 TEST(ProtocolsTest, CrossDatasetTrainsOnAllImageNetClassesAndTestsTenDatasets) {
   auto p = PlanProtocol(EvalProtocol::kCrossDataset, "");
-  ASSERT_TRUE(p.ok());
+  ASSERT_OK(p);
   EXPECT_EQ(p->train_dataset, "imagenet");
   EXPECT_EQ(p->train_subset, ClassSubset::kAll);
   ASSERT_EQ(p->targets.size(), 11u);  // source + 10 targets
@@ -35,7 +36,7 @@ TEST(ProtocolsTest, CrossDatasetTrainsOnAllImageNetClassesAndTestsTenDatasets) {
 
 TEST(ProtocolsTest, DomainGeneralisationTestsTheFourVariants) {
   auto p = PlanProtocol(*ParseEvalProtocol("domain_generalization"), "ignored");
-  ASSERT_TRUE(p.ok());
+  ASSERT_OK(p);
   ASSERT_EQ(p->targets.size(), 5u);
   EXPECT_EQ(p->targets[1].dataset, "imagenetv2");
   EXPECT_EQ(p->targets[4].dataset, "imagenet_r");

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "tests/fuzz/mutator.h"
+#include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/torch_archive_edit.h"
 #include "worker/clip/clip_checkpoint.h"
@@ -83,7 +84,7 @@ class CheckpointFuzzTest : public ::testing::Test {
     c.epoch = 2;
     c.schedule.max_epoch = 5;
     c.schedule.base_lr = 0.002;
-    ASSERT_TRUE(train::SaveTrainingCheckpoint(dir_ / "ours.pth", c).ok());
+    ASSERT_OK(train::SaveTrainingCheckpoint(dir_ / "ours.pth", c));
     seeds_ = {dir_ / "ours.pth", std::string(ATP_CLIP_FIXTURE_DIR) + "/tiny_state_dict.pt"};
   }
   testing::TempDir dir_;

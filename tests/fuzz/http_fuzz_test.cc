@@ -14,6 +14,7 @@
 
 #include "coordinator/status_server.h"
 #include "tests/fuzz/mutator.h"
+#include "tests/support/status_matchers.h"
 
 namespace atp {
 namespace {
@@ -70,7 +71,7 @@ TEST(HttpFuzzTest, MutatedRequestsGetAnAnswerOrAClosedConnection) {
     for (const auto& [k, v] : query) q[k] = v;
     return Json{{"path", path}, {"query", q}};
   });
-  ASSERT_TRUE(server.Start().ok());
+  ASSERT_OK(server.Start());
   const std::vector<std::string> seeds = {
       "GET /api/summary HTTP/1.1\r\nHost: x\r\n\r\n",
       "GET /api/jobs?state=failed&limit=5&offset=10 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",

@@ -11,6 +11,7 @@
 #include "common/job_spec.h"
 #include "coordinator/sweep.h"
 #include "tests/fuzz/mutator.h"
+#include "tests/support/status_matchers.h"
 
 namespace atp {
 namespace {
@@ -58,8 +59,8 @@ TEST(SweepFuzzTest, MutatedSweepFilesNeverCrashTheParser) {
     ASSERT_LE(static_cast<int64_t>(sweep->jobs.size()), kMaxSweepPoints) << "iteration " << i;
     for (const JobSpec& job : sweep->jobs) {
       Result<JobSpec> reloaded = JobSpec::FromJson(Json::parse(job.ToJson().dump()));
-      ASSERT_TRUE(reloaded.ok()) << "iteration " << i << ": a job spec does not survive storage: "
-                                 << reloaded.status().ToString() << "\n--- input ---\n" << input;
+      ASSERT_OK(reloaded) << "iteration " << i << ": a job spec does not survive storage\n--- input ---\n"
+                          << input;
       ASSERT_EQ(reloaded->Key(), job.Key()) << "iteration " << i;
     }
     (void)FormatDryRun(*sweep);

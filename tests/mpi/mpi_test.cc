@@ -23,6 +23,8 @@
 #include "coordinator/store.h"
 #include "coordinator/sweep.h"
 #include "tests/support/binary_dir.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/temp_dir.h"
 #include "worker/worker.h"
 
 namespace atp {
@@ -44,9 +46,9 @@ TEST_F(MpiTest, SendsAroundARing) {
   const int rank = world().rank();
   const int size = world().size();
   ASSERT_GE(size, 2);
-  ASSERT_TRUE(world().Send((rank + 1) % size, 21, "ring from " + std::to_string(rank)).ok());
+  ASSERT_OK(world().Send((rank + 1) % size, 21, "ring from " + std::to_string(rank)));
   auto envelope = world().Receive(kReceiveTimeoutS);
-  ASSERT_TRUE(envelope.ok()) << envelope.status().ToString();
+  ASSERT_OK(envelope);
   ASSERT_TRUE(envelope->has_value()) << "rank " << rank << " got nothing from its left neighbour";
   const int left = (rank + size - 1) % size;
   EXPECT_EQ((*envelope)->source, left);
@@ -60,21 +62,24 @@ TEST_F(MpiTest, KeepsOrderAndCarriesLargeAndBinaryPayloads) {
   const std::string binary("\0\x01\xff\x7f", 4);
   const std::string large(1 << 20, 'x');
   if (world().rank() == 1) {
-    for (int i = 0; i < kMessages; ++i) ASSERT_TRUE(world().Send(0, 3, std::to_string(i)).ok());
-    ASSERT_TRUE(world().Send(0, 4, binary).ok());
-    ASSERT_TRUE(world().Send(0, 5, large).ok());
+    for (int i = 0; i < kMessages; ++i) ASSERT_OK(world().Send(0, 3, std::to_string(i)));
+    ASSERT_OK(world().Send(0, 4, binary));
+    ASSERT_OK(world().Send(0, 5, large));
   } else if (world().rank() == 0) {
     for (int i = 0; i < kMessages; ++i) {
       auto envelope = world().Receive(kReceiveTimeoutS);
-      ASSERT_TRUE(envelope.ok() && envelope->has_value()) << "message " << i;
+      ASSERT_OK(envelope);
+      ASSERT_TRUE(envelope->has_value()) << "message " << i;
       EXPECT_EQ((*envelope)->payload, std::to_string(i));
     }
     auto b = world().Receive(kReceiveTimeoutS);
-    ASSERT_TRUE(b.ok() && b->has_value());
+    ASSERT_OK(b);
+    ASSERT_TRUE(b->has_value());
     EXPECT_EQ((*b)->tag, 4);
     EXPECT_EQ((*b)->payload, binary);
     auto l = world().Receive(kReceiveTimeoutS);
-    ASSERT_TRUE(l.ok() && l->has_value());
+    ASSERT_OK(l);
+    ASSERT_TRUE(l->has_value());
     EXPECT_EQ((*l)->tag, 5);
     EXPECT_EQ((*l)->payload.size(), large.size());
     EXPECT_TRUE((*l)->payload == large);
@@ -83,10 +88,10 @@ TEST_F(MpiTest, KeepsOrderAndCarriesLargeAndBinaryPayloads) {
 
 TEST_F(MpiTest, ReceiveTimesOutWithNothing) {
   auto envelope = world().Receive(0.2);
-  ASSERT_TRUE(envelope.ok()) << envelope.status().ToString();
+  ASSERT_OK(envelope);
   EXPECT_FALSE(envelope->has_value());
   auto looked = world().Receive(0);
-  ASSERT_TRUE(looked.ok());
+  ASSERT_OK(looked);
   EXPECT_FALSE(looked->has_value());
 }
 
@@ -104,23 +109,23 @@ TEST_F(MpiTest, GroupOfRanksOneToThreeReducesAndBroadcastsWithoutRankZero) {
   const int rank = world().rank();
   if (rank == 0) return;  // not a member: must not be needed by the group's collectives
   auto created = world().CreateGroup({1, 2, 3}, 5);
-  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  ASSERT_OK(created);
   std::unique_ptr<GroupCommunicator> group = std::move(created).value();
   EXPECT_EQ(group->rank(), rank - 1);
   EXPECT_EQ(group->size(), 3);
   for (int round = 0; round < 20; ++round) {
     std::vector<float> floats = {static_cast<float>(rank), 1.5f, static_cast<float>(round)};
-    ASSERT_TRUE(group->AllreduceSum(floats.data(), floats.size()).ok());
+    ASSERT_OK(group->AllreduceSum(floats.data(), floats.size()));
     EXPECT_EQ(floats, (std::vector<float>{6.0f, 4.5f, 3.0f * round}));
     std::vector<double> doubles = {rank * 0.25, 1e12};
-    ASSERT_TRUE(group->AllreduceSum(doubles.data(), doubles.size()).ok());
+    ASSERT_OK(group->AllreduceSum(doubles.data(), doubles.size()));
     EXPECT_EQ(doubles, (std::vector<double>{1.5, 3e12}));
   }
   std::string bytes = "from world rank " + std::to_string(rank);
-  ASSERT_TRUE(group->Broadcast(&bytes, 2).ok());  // group rank 2 is world rank 3
+  ASSERT_OK(group->Broadcast(&bytes, 2));  // group rank 2 is world rank 3
   EXPECT_EQ(bytes, "from world rank 3");
   std::string large = group->rank() == 0 ? std::string(100000, 'q') : std::string("short");
-  ASSERT_TRUE(group->Broadcast(&large, 0).ok());
+  ASSERT_OK(group->Broadcast(&large, 0));
   EXPECT_EQ(large, std::string(100000, 'q'));
 }
 
@@ -129,10 +134,10 @@ TEST_F(MpiTest, ConcurrentPairGroupsDoNotMix) {
   const int rank = world().rank();
   std::vector<int> members = rank < 2 ? std::vector<int>{0, 1} : std::vector<int>{2, 3};
   auto created = world().CreateGroup(members, rank < 2 ? 11 : 12);
-  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  ASSERT_OK(created);
   std::unique_ptr<GroupCommunicator> group = std::move(created).value();
   double value = rank * 10;
-  ASSERT_TRUE(group->AllreduceSum(&value, 1).ok());
+  ASSERT_OK(group->AllreduceSum(&value, 1));
   EXPECT_EQ(value, rank < 2 ? 10.0 : 50.0);
 }
 
@@ -202,15 +207,12 @@ void RunSweepOnAllRanks(Communicator& world, const char* toml,
     options.heartbeat_interval_s = 0.5;
     Worker worker(&world, options, RealClock(), nullptr);
     Status status = worker.Run();
-    EXPECT_TRUE(status.ok()) << "worker rank " << world.rank() << ": " << status.ToString();
+    EXPECT_OK(status) << "worker rank " << world.rank();
     return;
   }
 
-  std::string dir = (std::filesystem::temp_directory_path() / "atp-mpi-test-XXXXXX").string();
-  if (::mkdtemp(dir.data()) == nullptr) {
-    ReleaseWorkers(world);
-    FAIL() << "mkdtemp failed";
-  }
+  testing::TempDir temp_dir;  // removed after the store below is closed
+  const std::string dir = temp_dir.path();
   auto sweep = ParseSweep(toml, "<mpi_test>");
   if (!sweep.ok()) {
     ReleaseWorkers(world);
@@ -234,8 +236,6 @@ void RunSweepOnAllRanks(Communicator& world, const char* toml,
   }
   check(*summary, **store);
   store->reset();
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
 }
 
 TEST_F(MpiTest, CoordinatorAndWorkersRunASweepToTheEnd) {
@@ -247,7 +247,7 @@ TEST_F(MpiTest, CoordinatorAndWorkersRunASweepToTheEnd) {
     EXPECT_EQ(summary.lost_ranks, 0);
     EXPECT_FALSE(summary.interrupted);
     auto jobs = store.LoadSweepJobs(summary.sweep_id);
-    ASSERT_TRUE(jobs.ok()) << jobs.status().ToString();
+    ASSERT_OK(jobs);
     ASSERT_EQ(jobs->size(), 9u);
     for (const auto& job : *jobs) {
       EXPECT_EQ(job.state, JobState::kDone) << job.spec.stage << " " << job.key << ": " << job.error;
@@ -285,7 +285,7 @@ TEST_F(MpiTest, JobThatSegfaultsLeavesItsRankAliveAndIsRetried) {
     EXPECT_EQ(summary.failed, 0);
     EXPECT_EQ(summary.lost_ranks, 0);
     auto jobs = store.LoadSweepJobs(summary.sweep_id);
-    ASSERT_TRUE(jobs.ok()) << jobs.status().ToString();
+    ASSERT_OK(jobs);
     for (const auto& job : *jobs) {
       EXPECT_EQ(job.state, JobState::kDone) << job.key << ": " << job.error;
       EXPECT_EQ(job.total_attempts, 2) << job.key;

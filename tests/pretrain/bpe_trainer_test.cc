@@ -7,7 +7,9 @@
 #include <iterator>
 #include <map>
 
+#include "common/atomic_file.h"
 #include "tests/pretrain/pretrain_test_util.h"
+#include "tests/support/status_matchers.h"
 #include "worker/clip/text_cleaner.h"
 #include "worker/clip/tokenizer.h"
 #include "worker/pretrain/captions.h"
@@ -56,7 +58,7 @@ std::string Decode(const clip::ClipTokenizer& tok, const std::vector<int>& ids) 
 
 TEST(BpeTrainerTest, MergesTheMostFrequentPairFirst) {
   auto merges = LearnBpeMerges({"low low low lower lowest"});
-  ASSERT_TRUE(merges.ok()) << merges.status().ToString();
+  ASSERT_OK(merges);
   ASSERT_GE(merges->size(), 2u);
   // l-o occurs in all five words; then lo + w</w> (three times) beats lo + w (twice).
   EXPECT_EQ((*merges)[0], BpeMerge("l", "o"));
@@ -65,7 +67,7 @@ TEST(BpeTrainerTest, MergesTheMostFrequentPairFirst) {
 
 TEST(BpeTrainerTest, BreaksTiesByByteOrderAndIsDeterministic) {
   auto merges = LearnBpeMerges({"cd ab", "ab cd"});
-  ASSERT_TRUE(merges.ok());
+  ASSERT_OK(merges);
   ASSERT_EQ(merges->size(), 2u);
   EXPECT_EQ((*merges)[0], BpeMerge("a", "b</w>"));
   EXPECT_EQ((*merges)[1], BpeMerge("c", "d</w>"));
@@ -84,7 +86,7 @@ TEST(BpeTrainerTest, StopsWhenNoPairOccursTwiceOrAtTheCap) {
 TEST(BpeTrainerTest, CleansAndPreTokenisesLikeTheTokenizer) {
   // Upper case is folded and "," is its own piece, so "Dog," and "dog" are one word.
   auto merges = LearnBpeMerges({"Dog, dog"});
-  ASSERT_TRUE(merges.ok());
+  ASSERT_OK(merges);
   ASSERT_EQ(merges->size(), 2u);
   EXPECT_EQ((*merges)[0], BpeMerge("d", "o"));
   EXPECT_EQ((*merges)[1], BpeMerge("do", "g</w>"));
@@ -92,7 +94,7 @@ TEST(BpeTrainerTest, CleansAndPreTokenisesLikeTheTokenizer) {
   EXPECT_TRUE(LearnBpeMerges({"<|endoftext|> <|endoftext|>"})->empty());
   // Bytes outside ASCII are spelled with their stand-in symbols.
   auto accented = LearnBpeMerges({"é é"});
-  ASSERT_TRUE(accented.ok());
+  ASSERT_OK(accented);
   ASSERT_FALSE(accented->empty());
   EXPECT_EQ((*accented)[0].first, clip::ByteSymbol(0xC3));
 }
@@ -106,11 +108,13 @@ TEST(BpeTrainerTest, InvalidUtf8NamesTheLine) {
 TEST(BpeTrainerTest, WritesOpenAisFormatDeterministically) {
   TempDir dir;
   const std::vector<BpeMerge> merges = {{"l", "o"}, {"lo", "w</w>"}};
-  ASSERT_TRUE(WriteBpeVocabulary(dir.File("a.txt.gz"), merges).ok());
-  ASSERT_TRUE(WriteBpeVocabulary(dir.File("b.txt.gz"), merges).ok());
+  ASSERT_OK(WriteBpeVocabulary(dir.File("a.txt.gz"), merges));
+  ASSERT_OK(WriteBpeVocabulary(dir.File("b.txt.gz"), merges));
   EXPECT_EQ(ReadGzip(dir.File("a.txt.gz")), "#version: 0.2\nl o\nlo w</w>\n");
   EXPECT_EQ(ReadBytes(dir.File("a.txt.gz")), ReadBytes(dir.File("b.txt.gz")));
-  EXPECT_FALSE(std::filesystem::exists(dir.File("a.txt.gz.tmp")));
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_FALSE(IsAtomicWriteTemp(entry.path().filename().string())) << entry.path();
+  }
   EXPECT_EQ(WriteBpeVocabulary(dir.File("no/such/dir/v.gz"), merges).code(), StatusCode::kIoError);
 }
 
@@ -118,16 +122,16 @@ class LearnedVocabularyTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto merges = LearnBpeMerges(VocabularyCorpus(FashionMnistCaptions()));
-    ASSERT_TRUE(merges.ok()) << merges.status().ToString();
+    ASSERT_OK(merges);
     merges_ = *merges;
-    ASSERT_TRUE(WriteBpeVocabulary(dir_.File("vocab.txt.gz"), merges_).ok());
+    ASSERT_OK(WriteBpeVocabulary(dir_.File("vocab.txt.gz"), merges_));
     auto tok = clip::ClipTokenizer::Load(dir_.File("vocab.txt.gz"));
-    ASSERT_TRUE(tok.ok()) << tok.status().ToString();
+    ASSERT_OK(tok);
     tok_ = *tok;
   }
   std::vector<int> Enc(const std::string& text) {
     auto r = tok_->Encode(text);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_OK(r);
     return r.ok() ? *r : std::vector<int>{};
   }
   TempDir dir_;
@@ -144,7 +148,7 @@ TEST_F(LearnedVocabularyTest, LoadsWithEveryMergeAndSpecialTokensLast) {
   EXPECT_EQ(tok_->Token(tok_->end_of_text()), "<|endoftext|>");
   EXPECT_EQ(tok_->end_of_text(), tok_->vocab_size() - 1);
   auto ids = tok_->Tokenize("a photo of a sandal.", clip::OverlongPolicy::kError, 16);
-  ASSERT_TRUE(ids.ok());
+  ASSERT_OK(ids);
   EXPECT_EQ((*ids)[0], tok_->start_of_text());
   EXPECT_EQ(*std::max_element(ids->begin(), ids->end()), tok_->end_of_text());
 }

@@ -4,9 +4,11 @@
 
 #include <memory>
 
+#include "common/atomic_file.h"
 #include "common/json.h"
 #include "tests/pretrain/pretrain_test_util.h"
 #include "tests/support/python_torch.h"
+#include "tests/support/status_matchers.h"
 #include "worker/clip/clip_checkpoint.h"
 #include "worker/clip/clip_model.h"
 
@@ -29,10 +31,12 @@ clip::Clip SmallRandomClip() {
 TEST(ClipStateDictWriterTest, LoadClipReadsBackEveryTensorExactly) {
   TempDir dir;
   clip::Clip model = SmallRandomClip();
-  ASSERT_TRUE(SaveClipStateDict(*model, dir.File("m.pt")).ok());
-  EXPECT_FALSE(std::filesystem::exists(dir.File("m.pt.tmp")));
+  ASSERT_OK(SaveClipStateDict(*model, dir.File("m.pt")));
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_FALSE(IsAtomicWriteTemp(entry.path().filename().string())) << entry.path();
+  }
   auto loaded = clip::LoadClip(dir.File("m.pt"));
-  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_OK(loaded);
   EXPECT_EQ((*loaded)->options.ToString(), model->options.ToString());
   auto want = model->named_parameters();
   auto got = (*loaded)->named_parameters();
@@ -54,7 +58,7 @@ TEST(ClipStateDictWriterTest, PythonTorchLoadReadsAStateDictWithOpenAisKeys) {
   if (python.empty()) GTEST_SKIP() << why;
   TempDir dir;
   clip::Clip model = SmallRandomClip();
-  ASSERT_TRUE(SaveClipStateDict(*model, dir.File("m.pt")).ok());
+  ASSERT_OK(SaveClipStateDict(*model, dir.File("m.pt")));
   const std::string script =
       "import json, sys, torch\n"
       "sd = torch.load(sys.argv[1], map_location='cpu')\n"

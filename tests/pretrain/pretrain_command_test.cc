@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tests/pretrain/pretrain_test_util.h"
+#include "tests/support/status_matchers.h"
 #include "worker/clip/clip_checkpoint.h"
 #include "worker/pretrain/tiny_clip_report.h"
 
@@ -68,9 +69,9 @@ TEST(PretrainCommandTest, TrainsOnceThenReusesMatchingOutputsUnlessForced) {
   EXPECT_NE(first.out.find("epoch 1/1: loss"), std::string::npos) << first.out;
   EXPECT_NE(first.out.find("zero-shot accuracy"), std::string::npos) << first.out;
   const pretrain::TinyClipPaths paths = pretrain::TinyClipPathsIn(out.path());
-  ASSERT_TRUE(clip::LoadClip(paths.checkpoint).ok());
+  ASSERT_OK(clip::LoadClip(paths.checkpoint));
   auto report = pretrain::ReadTinyClipReport(paths.report);
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_OK(report);
   EXPECT_EQ(report->options.epochs, 1);
   EXPECT_EQ(report->train_images, 100);
 
@@ -87,9 +88,9 @@ TEST(PretrainCommandTest, TrainsOnceThenReusesMatchingOutputsUnlessForced) {
 
   // A run made from other captions is not reused.
   auto stale = pretrain::ReadTinyClipReport(paths.report);
-  ASSERT_TRUE(stale.ok());
+  ASSERT_OK(stale);
   stale->corpus_sha256 = "0000";
-  ASSERT_TRUE(pretrain::WriteTinyClipReport(*stale, paths.report).ok());
+  ASSERT_OK(pretrain::WriteTinyClipReport(*stale, paths.report));
   CommandResult recaptioned = RunCommand(args);
   EXPECT_EQ(recaptioned.code, 0);
   EXPECT_NE(recaptioned.out.find("made from other captions"), std::string::npos) << recaptioned.out;

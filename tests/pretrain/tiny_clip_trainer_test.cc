@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "tests/pretrain/pretrain_test_util.h"
+#include "tests/support/status_matchers.h"
 #include "worker/clip/clip_checkpoint.h"
 
 namespace atp::pretrain {
@@ -71,9 +72,9 @@ TEST(TinyClipOptionsTest, RejectsWidthsTheLoaderCannotInferAndSaysWhich) {
   o = TinyClipOptions();
   o.patch_size = 5;
   EXPECT_NE(o.Validate().message().find("patch size"), std::string::npos);
-  EXPECT_TRUE(TinyClipOptions().Validate().ok());
+  EXPECT_OK(TinyClipOptions().Validate());
   auto round_trip = TinyClipOptions::FromJson(QuickOptions("/data").ToJson());
-  ASSERT_TRUE(round_trip.ok());
+  ASSERT_OK(round_trip);
   EXPECT_EQ(round_trip->ToJson(), QuickOptions("/data").ToJson());
 }
 
@@ -98,27 +99,27 @@ class TinyClipTrainerDataTest : public ::testing::Test {
 
 TEST_F(TinyClipTrainerDataTest, ShortRunLossFallsAndTheCheckpointReloadsWithIdenticalLogits) {
   auto created = TinyClipTrainer::Create(QuickOptions(root_));
-  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  ASSERT_OK(created);
   TinyClipTrainer& t = **created;
   EXPECT_EQ(t.report().train_images, 200);
   EXPECT_EQ(t.report().test_images, 100);
   std::vector<EpochProgress> seen;
-  ASSERT_TRUE(t.Train([&](const EpochProgress& p) { seen.push_back(p); }).ok());
+  ASSERT_OK(t.Train([&](const EpochProgress& p) { seen.push_back(p); }));
   ASSERT_EQ(seen.size(), 4u);
   EXPECT_EQ(seen.back().epoch, 4);
   EXPECT_GT(seen[0].images_per_second, 0.0);
   const auto& losses = t.report().epoch_losses;
   ASSERT_EQ(losses.size(), 4u);
   EXPECT_LT(losses.back(), losses.front()) << "loss did not fall: " << losses.front() << " -> " << losses.back();
-  ASSERT_TRUE(t.Evaluate().ok());
+  ASSERT_OK(t.Evaluate());
   EXPECT_EQ(t.report().per_class.size(), 10u);
   EXPECT_GE(t.report().zero_shot_accuracy, 0.0);
 
   TempDir out;
-  ASSERT_TRUE(t.Save(out.path()).ok());
+  ASSERT_OK(t.Save(out.path()));
   const TinyClipPaths paths = TinyClipPathsIn(out.path());
   auto loaded = clip::LoadClip(paths.checkpoint);
-  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_OK(loaded);
   EXPECT_EQ((*loaded)->options.ToString(), t.model()->options.ToString());
   EXPECT_EQ((*loaded)->options.text.vocab_size(), t.tokenizer().vocab_size());
   torch::NoGradGuard no_grad;
@@ -129,11 +130,11 @@ TEST_F(TinyClipTrainerDataTest, ShortRunLossFallsAndTheCheckpointReloadsWithIden
 
   // The vocabulary file gives the same tokenizer, and the report reads back.
   auto vocab = clip::ClipTokenizer::Load(paths.vocabulary);
-  ASSERT_TRUE(vocab.ok()) << vocab.status().ToString();
+  ASSERT_OK(vocab);
   EXPECT_EQ((*vocab)->vocab_size(), t.tokenizer().vocab_size());
   EXPECT_EQ((*vocab)->Encode("X X shape X X Ankle boot.").value(), t.tokenizer().Encode("X X shape X X Ankle boot.").value());
   auto report = ReadTinyClipReport(paths.report);
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_OK(report);
   EXPECT_EQ(report->ToJson(), t.report().ToJson());
   EXPECT_GT(report->total_seconds, 0.0);
 }
@@ -144,8 +145,8 @@ TEST_F(TinyClipTrainerDataTest, SameSeedGivesTheSameWeights) {
   std::vector<clip::Clip> models;
   for (int run = 0; run < 2; ++run) {
     auto t = TinyClipTrainer::Create(o);
-    ASSERT_TRUE(t.ok()) << t.status().ToString();
-    ASSERT_TRUE((*t)->Train().ok());
+    ASSERT_OK(t);
+    ASSERT_OK((*t)->Train());
     models.push_back((*t)->model());
   }
   auto a = models[0]->named_parameters(), b = models[1]->named_parameters();

@@ -13,6 +13,8 @@
 
 #include "tests/prompt/prompt_test_util.h"
 #include "tests/prompt/thread_allreduce.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/temp_dir.h"
 #include "worker/job_failure.h"
 #include "worker/train/gradient_sync.h"
 #include "worker/train/training_checkpoint.h"
@@ -98,16 +100,11 @@ class AttributeSearchTest : public ::testing::Test {
     root_ = testing::FashionMnistRoot(&why);
     if (root_.empty()) GTEST_SKIP() << "Fashion-MNIST not available: " << why;
     auto splits = data::ReadDataset(root_, "fashion_mnist");
-    ASSERT_TRUE(splits.ok()) << splits.status().ToString();
+    ASSERT_OK(splits);
     train_ = FirstPerClass(splits->train, 4);
     val_ = FirstPerClass(splits->val, 2);
     class_names_ = data::ClassNamesByLabel(splits->train);
     clip_ = testing::TinyClip();
-    workdir_ = fs::temp_directory_path() /
-               ("atp_attribute_search_" + std::to_string(getpid()) + "_" +
-                ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(workdir_);
-    fs::create_directories(workdir_);
 
     config_.method = "attribute_search";
     config_.dataset = "fashion_mnist";
@@ -121,10 +118,6 @@ class AttributeSearchTest : public ::testing::Test {
     config_.max_steps_per_epoch = 3;
     config_.lr = 0.002;
     config_.alpha_lr = 0.02;
-  }
-
-  void TearDown() override {
-    if (!workdir_.empty()) fs::remove_all(workdir_);
   }
 
   static std::vector<data::Datum> FirstPerClass(const std::vector<data::Datum>& items, int per_class) {
@@ -171,8 +164,8 @@ class AttributeSearchTest : public ::testing::Test {
   static void ExpectSameCheckpoint(const std::string& a_path, const std::string& b_path) {
     auto a = train::LoadTrainingCheckpoint(a_path);
     auto b = train::LoadTrainingCheckpoint(b_path);
-    ASSERT_TRUE(a.ok()) << a.status().ToString();
-    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    ASSERT_OK(a);
+    ASSERT_OK(b);
     EXPECT_EQ(a->epoch, b->epoch);
     ASSERT_EQ(a->state_dict.size(), b->state_dict.size());
     for (const auto& [name, tensor] : a->state_dict) {
@@ -192,7 +185,8 @@ class AttributeSearchTest : public ::testing::Test {
   std::vector<data::Datum> val_;
   std::vector<std::string> class_names_;
   clip::Clip clip_{nullptr};
-  fs::path workdir_;
+  testing::TempDir temp_dir_;
+  fs::path workdir_ = temp_dir_.path();
   MethodConfig config_;
 };
 
@@ -203,7 +197,7 @@ TEST_F(AttributeSearchTest, ReturnsWeightsOverThePoolAndChoosesTheLargest) {
   hooks.on_step = [&](const TrainProgress& p) { progress.push_back(p); };
   hooks.on_checkpoint = [&](const std::string& path) { checkpoints.push_back(path); };
   auto result = Run(config_, hooks);
-  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_OK(result);
 
   const auto pool = CandidatePool(kBases, Compat::kPaper, 2, 1);
   ASSERT_EQ(result->weights.size(), pool.size());
@@ -241,13 +235,13 @@ TEST_F(AttributeSearchTest, AlphaStepMovesTheWeights) {
   MethodConfig frozen = config_;
   frozen.alpha_lr = 0;
   auto still = Run(frozen, TrainerHooks{});
-  ASSERT_TRUE(still.ok()) << still.status().ToString();
+  ASSERT_OK(still);
   for (size_t k = 0; k < still->weights.size(); ++k) {
     EXPECT_NEAR(still->weights[k].second, initial[static_cast<int64_t>(k)].item<double>(), 1e-7);
   }
 
   auto moved = Run(config_, TrainerHooks{});
-  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  ASSERT_OK(moved);
   double change = 0;
   for (size_t k = 0; k < moved->weights.size(); ++k) {
     change += std::abs(moved->weights[k].second - still->weights[k].second);
@@ -258,21 +252,21 @@ TEST_F(AttributeSearchTest, AlphaStepMovesTheWeights) {
 TEST_F(AttributeSearchTest, IsDeterministicGivenTheSeed) {
   auto a = Run(config_, Hooks("a"));
   auto b = Run(config_, Hooks("b"));
-  ASSERT_TRUE(a.ok()) << a.status().ToString();
-  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  ASSERT_OK(a);
+  ASSERT_OK(b);
   ExpectSameWeights(*a, *b);
   ExpectSameCheckpoint((workdir_ / "a" / "checkpoint.pth").string(), (workdir_ / "b" / "checkpoint.pth").string());
 
   MethodConfig other = config_;
   other.seed = 2;
   auto c = Run(other, TrainerHooks{});
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_OK(c);
   EXPECT_NE(a->weights[0].second, c->weights[0].second);
 }
 
 TEST_F(AttributeSearchTest, ResumeFromAnEpochCheckpointEqualsTheUninterruptedRun) {
   auto full = Run(config_, Hooks("full"));
-  ASSERT_TRUE(full.ok()) << full.status().ToString();
+  ASSERT_OK(full);
 
   // Keep the checkpoint of epoch 1 (the file is rewritten at every epoch end).
   TrainerHooks hooks = Hooks("first");
@@ -280,12 +274,12 @@ TEST_F(AttributeSearchTest, ResumeFromAnEpochCheckpointEqualsTheUninterruptedRun
   hooks.on_checkpoint = [&](const std::string& path) {
     if (!fs::exists(kept)) fs::copy_file(path, kept);
   };
-  ASSERT_TRUE(Run(config_, hooks).ok());
+  ASSERT_OK(Run(config_, hooks));
 
   TrainerHooks resume = Hooks("resumed");
   resume.resume_checkpoint = kept;
   auto resumed = Run(config_, resume);
-  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  ASSERT_OK(resumed);
   EXPECT_EQ(resumed->resumed_from_epoch, 1);
   EXPECT_EQ(resumed->epochs_run, 1);
   EXPECT_EQ(resumed->steps, 3);
@@ -298,7 +292,7 @@ TEST_F(AttributeSearchTest, ResumeFromAnEpochCheckpointEqualsTheUninterruptedRun
   TrainerHooks again;
   again.resume_checkpoint = (workdir_ / "full" / "checkpoint.pth").string();
   auto finished = Run(config_, again);
-  ASSERT_TRUE(finished.ok()) << finished.status().ToString();
+  ASSERT_OK(finished);
   EXPECT_EQ(finished->epochs_run, 0);
   EXPECT_EQ(finished->resumed_from_epoch, 2);
   ExpectSameWeights(*full, *finished);
@@ -307,7 +301,7 @@ TEST_F(AttributeSearchTest, ResumeFromAnEpochCheckpointEqualsTheUninterruptedRun
 
 TEST_F(AttributeSearchTest, PreemptionMidEpochCheckpointsAndResumesExactly) {
   auto full = Run(config_, Hooks("full"));
-  ASSERT_TRUE(full.ok()) << full.status().ToString();
+  ASSERT_OK(full);
 
   // Stop before the second step of the second epoch.
   TrainerHooks hooks = Hooks("stopped");
@@ -326,7 +320,7 @@ TEST_F(AttributeSearchTest, PreemptionMidEpochCheckpointsAndResumesExactly) {
   TrainerHooks resume = Hooks("resumed");
   resume.resume_checkpoint = checkpoint;
   auto resumed = Run(config_, resume);
-  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  ASSERT_OK(resumed);
   EXPECT_EQ(resumed->resumed_from_epoch, 1);
   EXPECT_EQ(resumed->steps, 2);
   ExpectSameWeights(*full, *resumed);
@@ -339,7 +333,7 @@ TEST_F(AttributeSearchTest, ResumeRejectsACheckpointOfAnotherPool) {
   TrainerHooks hooks = Hooks("first");
   config_.epochs = 1;
   config_.max_steps_per_epoch = 1;
-  ASSERT_TRUE(Run(config_, hooks).ok());
+  ASSERT_OK(Run(config_, hooks));
   MethodConfig other = config_;
   other.max_group_size = 1;
   TrainerHooks resume;
@@ -373,7 +367,7 @@ TEST_F(AttributeSearchTest, OfficialCompatUsesTheOfficialPoolAndFirstValidationB
   config_.max_steps_per_epoch = 2;
   config_.test_batch_size = 7;
   auto result = Run(config_, TrainerHooks{});
-  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_OK(result);
   const auto pool = CandidatePool(config_.bases, Compat::kOfficial, 0, 1);
   ASSERT_EQ(result->weights.size(), 5u);
   for (size_t k = 0; k < pool.size(); ++k) EXPECT_EQ(result->weights[k].first, pool[k]);
@@ -400,7 +394,7 @@ TEST_F(AttributeSearchTest, TwoRanksMatchOneRank) {
   config_.epochs = 1;
   config_.max_steps_per_epoch = 2;
   auto single = Run(config_, TrainerHooks{});
-  ASSERT_TRUE(single.ok()) << single.status().ToString();
+  ASSERT_OK(single);
 
   testing::ThreadAllreduce allreduce(2);
   std::vector<std::optional<Result<SearchResult>>> results(2);
@@ -417,7 +411,7 @@ TEST_F(AttributeSearchTest, TwoRanksMatchOneRank) {
   for (auto& t : threads) t.join();
   for (int rank = 0; rank < 2; ++rank) {
     const auto& r = *results[static_cast<size_t>(rank)];
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_OK(r);
     ASSERT_EQ(r->weights.size(), single->weights.size());
     for (size_t k = 0; k < r->weights.size(); ++k) {
       EXPECT_NEAR(r->weights[k].second, single->weights[k].second, 1e-5) << "rank " << rank << " group " << k;

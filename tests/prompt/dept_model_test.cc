@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tests/prompt/prompt_test_util.h"
+#include "tests/support/status_matchers.h"
 #include "worker/data/dataset.h"
 #include "worker/data/loader.h"
 #include "worker/prompt/method_config.h"
@@ -44,7 +45,7 @@ class DeptModelTest : public ::testing::Test {
     auto tokenizer = RealTokenizer(&why);
     if (!tokenizer) return nullptr;
     auto made = MakeDeptModel(config, clip_, tokenizer, classes);
-    EXPECT_TRUE(made.ok()) << made.status().ToString();
+    EXPECT_OK(made);
     if (!made.ok()) return nullptr;
     return std::unique_ptr<DeptModel>(dynamic_cast<DeptModel*>(made.value().release()));
   }
@@ -277,7 +278,7 @@ TEST_F(DeptModelTest, StateDictRoundTripsAndIgnoresFrozenOfficialKeys) {
   state["text_encoder.ln_final.weight"] = torch::zeros({64});
   state["logit_scale"] = torch::zeros({});
   Status loaded = target->LoadStateDict(state);
-  ASSERT_TRUE(loaded.ok()) << loaded.ToString();
+  ASSERT_OK(loaded);
   torch::Tensor features, labels;
   Features(4, &features, &labels);
   target->SetClasses(kBase, true);
@@ -308,7 +309,7 @@ TEST_F(DeptModelTest, WithoutAHeadTheCheckpointHeadIsIgnoredAndTrainingRefused) 
   std::map<std::string, torch::Tensor> state;
   for (const auto& [name, tensor] : with_head->StateDict()) state[name] = tensor.detach().clone();
   Status loaded = headless->LoadStateDict(state);
-  EXPECT_TRUE(loaded.ok()) << loaded.ToString();
+  EXPECT_OK(loaded);
   torch::Tensor features, labels;
   Features(4, &features, &labels);
   EXPECT_THROW(headless->TrainLoss(features, labels, 4), c10::Error);

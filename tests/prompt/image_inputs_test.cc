@@ -10,6 +10,7 @@
 
 #include "tests/prompt/prompt_test_util.h"
 #include "tests/prompt/thread_allreduce.h"
+#include "tests/support/status_matchers.h"
 #include "worker/data/dataset.h"
 #include "worker/train/feature_cache.h"
 #include "worker/train/gradient_sync.h"
@@ -24,7 +25,7 @@ class ImageInputsTest : public ::testing::Test {
     root_ = testing::FashionMnistRoot(&why);
     if (root_.empty()) GTEST_SKIP() << "Fashion-MNIST not available: " << why;
     auto splits = data::ReadDataset(root_, "fashion_mnist");
-    ASSERT_TRUE(splits.ok()) << splits.status().ToString();
+    ASSERT_OK(splits);
     items_.assign(splits->train.begin(), splits->train.begin() + 21);  // 21 rows: uneven shares
     clip_ = testing::TinyClip();
     options_.data_root = root_;
@@ -57,8 +58,8 @@ class ImageInputsTest : public ::testing::Test {
         };
         auto train = inputs.TrainFeatures(items_, /*epoch=*/2);
         auto test = inputs.TestFeatures(items_);
-        EXPECT_TRUE(train.ok()) << train.status().ToString();
-        EXPECT_TRUE(test.ok()) << test.status().ToString();
+        EXPECT_OK(train);
+        EXPECT_OK(test);
         if (train.ok()) run.train = *train;
         if (test.ok()) run.test = *test;
         run.extracted = last_total;

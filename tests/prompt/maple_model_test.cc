@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tests/prompt/prompt_test_util.h"
+#include "tests/support/status_matchers.h"
 #include "worker/data/dataset.h"
 #include "worker/data/loader.h"
 #include "worker/prompt/method_config.h"
@@ -61,7 +62,7 @@ class MapleModelTest : public ::testing::Test {
     auto tokenizer = RealTokenizer(&why);
     if (!tokenizer) return nullptr;
     auto made = MakeMapleModel(config, clip, tokenizer, classes);
-    EXPECT_TRUE(made.ok()) << made.status().ToString();
+    EXPECT_OK(made);
     if (!made.ok()) return nullptr;
     return std::unique_ptr<MapleModel>(dynamic_cast<MapleModel*>(made.value().release()));
   }
@@ -227,7 +228,7 @@ TEST_F(MapleModelTest, DepthBeyondTheLayerCountIsRejected) {
   }
   // The largest depth that fits: every block after the first gets deep prompts.
   auto fits = MakeMapleModel(MapleConfig(2), clip, tokenizer, kClasses);
-  EXPECT_TRUE(fits.ok()) << fits.status().ToString();
+  EXPECT_OK(fits);
 }
 
 TEST_F(MapleModelTest, TrainableParametersAreTheSpecList) {
@@ -424,7 +425,7 @@ TEST_F(MapleModelTest, StateDictRoundTripsAndIgnoresFrozenOfficialKeys) {
   state["text_encoder.positional_embedding"] = torch::zeros({77, 64});
   state["logit_scale"] = torch::zeros({});
   Status loaded = target->LoadStateDict(state);
-  ASSERT_TRUE(loaded.ok()) << loaded.ToString();
+  ASSERT_OK(loaded);
   source->BeginEvaluation();
   target->BeginEvaluation();
   EXPECT_TRUE(torch::allclose(source->Logits(pixels), target->Logits(pixels)));

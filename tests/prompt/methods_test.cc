@@ -9,6 +9,7 @@
 #include "common/method_catalog.h"
 #include "tests/prompt/prompt_test_util.h"
 #include "tests/prompt/thread_allreduce.h"
+#include "tests/support/status_matchers.h"
 #include "worker/job_context.h"
 #include "worker/job_failure.h"
 #include "worker/prompt/method_config.h"
@@ -74,13 +75,13 @@ class MethodsTest : public ::testing::Test {
   // What sweep expansion gives the worker: the parameters completed with the recipe.
   static Json Resolved(const std::string& method, const Json& params) {
     Result<Json> resolved = ResolveMethodParams(*FindMethod(method), params);
-    EXPECT_TRUE(resolved.ok()) << resolved.status().ToString();
+    EXPECT_OK(resolved);
     return resolved.ok() ? *resolved : params;
   }
 
   train::TensorMap Checkpoint(const std::string& workdir) {
     auto checkpoint = train::LoadTrainingCheckpoint(workdir + "/checkpoint.pth");
-    EXPECT_TRUE(checkpoint.ok()) << checkpoint.status().ToString();
+    EXPECT_OK(checkpoint);
     return checkpoint.ok() ? checkpoint->state_dict : train::TensorMap{};
   }
 

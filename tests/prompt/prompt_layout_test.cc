@@ -11,13 +11,14 @@
 #include "common/json.h"
 
 #include "tests/prompt/prompt_test_util.h"
+#include "tests/support/status_matchers.h"
 
 namespace atp::prompt {
 namespace {
 
 std::string Describe(const PromptDesign& design, const std::string& name, const clip::ClipTokenizer& tok) {
   auto layout = BuildPromptLayout(design, {name}, tok);
-  EXPECT_TRUE(layout.ok()) << layout.status().ToString();
+  EXPECT_OK(layout);
   if (!layout.ok()) return "";
   return DescribeClassPrompt(layout->classes[0], tok);
 }
@@ -50,7 +51,7 @@ TEST(PromptLayoutTest, AtpromptCaltechExampleFromThePaper) {
               "SOS a a shape a a size c c accordion . EOT");
   }
   auto layout = BuildPromptLayout(Atp({"shape", "size"}, 2), {"accordion"}, *tok);
-  ASSERT_TRUE(layout.ok());
+  ASSERT_OK(layout);
   EXPECT_EQ(layout->classes[0].text, "X X shape X X size X X accordion.");
   EXPECT_EQ(layout->classes[0].eot, 11);
   EXPECT_EQ(layout->classes[0].class_context_positions, (std::vector<int>{7, 8}));
@@ -66,7 +67,7 @@ TEST(PromptLayoutTest, OfficialSlicingCutsMultiTokenAttributeWords) {
   // soft block; the suffix starts one position early with a raw "X"; "fulness" and "energy"
   // never appear.
   auto layout = BuildPromptLayout(Atp({"playfulness", "energy"}, 2, Compat::kOfficial), {"dog"}, *tok);
-  ASSERT_TRUE(layout.ok());
+  ASSERT_OK(layout);
   EXPECT_EQ(DescribeClassPrompt(layout->classes[0], *tok), "SOS a a play a a x c c x dog . EOT");
   EXPECT_EQ(layout->classes[0].eot, 12);
   ASSERT_EQ(layout->notes.size(), 1u);
@@ -105,7 +106,7 @@ TEST(PromptLayoutTest, CtxInitKeepsThePhraseInTheTemplate) {
   d.n_ctx = 4;
   d.ctx_init = "a photo of a";
   auto layout = BuildPromptLayout(d, {"dog"}, *tok);
-  ASSERT_TRUE(layout.ok());
+  ASSERT_OK(layout);
   EXPECT_EQ(DescribeClassPrompt(layout->classes[0], *tok), "SOS c c c c dog . EOT");
   EXPECT_EQ(layout->classes[0].text, "a photo of a dog.");
   EXPECT_EQ(layout->classes[0].template_ids[2], tok->Encode("photo")->front());
@@ -164,7 +165,7 @@ TEST(PromptLayoutParityTest, OfficialCoopAtpPromptsPositionByPosition) {
     design.keep_underscores = design.attributes.empty();
     const auto names = c["classnames"].get<std::vector<std::string>>();
     auto layout = BuildPromptLayout(design, names, *tok);
-    ASSERT_TRUE(layout.ok()) << layout.status().ToString();
+    ASSERT_OK(layout);
     int64_t largest_difference = 0;
     for (size_t k = 0; k < names.size(); ++k) {
       const ClassPrompt& prompt = layout->classes[k];
@@ -197,7 +198,8 @@ TEST(PromptLayoutParityTest, OfficialVanillaCoopKeepsUnderscoresOnlyWhenAsked) {
   auto replaced = BuildPromptLayout(design, {"great_pyrenees"}, *tok);
   design.keep_underscores = true;
   auto kept = BuildPromptLayout(design, {"great_pyrenees"}, *tok);
-  ASSERT_TRUE(replaced.ok() && kept.ok());
+  ASSERT_OK(replaced);
+  ASSERT_OK(kept);
   EXPECT_NE(replaced->classes[0].template_ids, kept->classes[0].template_ids);
   // "great_pyrenees" is three tokens (great, _, pyrenees); "great pyrenees" two.
   EXPECT_EQ(kept->classes[0].eot, replaced->classes[0].eot + 1);

@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "tests/support/status_matchers.h"
 #include "worker/prompt/coop_model.h"
 
 namespace atp::prompt {
@@ -61,7 +62,7 @@ TEST(LoadStrictlyTest, CopiesTargetsAndSkipsWhatOfficialLoadersSkip) {
       {"prompt_learner.ctx_att3", torch::ones({2, 4})},         // the official code's third, never trained
       {"image_encoder.conv1.weight", torch::ones({1})},         // frozen CLIP of a whole-model export
       {"logit_scale", torch::ones({})}};
-  ASSERT_TRUE(LoadStrictly(state, targets, WholeModel()).ok());
+  ASSERT_OK(LoadStrictly(state, targets, WholeModel()));
   EXPECT_TRUE(targets[0].second.equal(torch::ones({2, 4})));
   EXPECT_TRUE(targets[1].second.equal(torch::full({3}, 2.0)));
 }
@@ -97,7 +98,7 @@ TEST(LoadStrictlyTest, CoopStyleReadingAcceptsThePromptLearnersOwnKeys) {
                                                    {"token_prefix", torch::ones({10, 1, 8})},
                                                    {"token_middle1", torch::ones({10, 1, 8})},
                                                    {"token_suffix", torch::ones({10, 60, 8})}};
-  ASSERT_TRUE(LoadStrictly(official, targets, CoopStyleReading("CoOp")).ok());
+  ASSERT_OK(LoadStrictly(official, targets, CoopStyleReading("CoOp")));
   EXPECT_TRUE(targets[1].second.equal(torch::ones({1, 8})));
   // A CoCoOp checkpoint is not a CoOp one: its meta-net is named, not dropped.
   official["meta_net.linear1.weight"] = torch::ones({2, 8});

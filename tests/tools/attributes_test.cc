@@ -32,6 +32,7 @@
 #include "common/attribute_bases.h"
 #include "common/chat_client.h"
 #include "common/json.h"
+#include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
 
 namespace atp {
@@ -317,7 +318,7 @@ TEST_F(AttributesCommandTest, SuggestAsksTwiceAndWritesTheBases) {
   EXPECT_NE(Content(requests[1], 0).find("COMMON_ATTRIBUTES"), std::string::npos);
 
   auto entry = ReadAttributeBasesEntry(out_file_, "fashion_mnist");
-  ASSERT_TRUE(entry.ok()) << entry.status().ToString();
+  ASSERT_OK(entry);
   EXPECT_EQ(entry->bases, kFashionWords);  // "Shape" lowercased
   EXPECT_EQ(entry->provenance.source, "llm");
   EXPECT_EQ(entry->provenance.model, "test-model");
@@ -445,7 +446,7 @@ TEST_F(ChatClientTest, ReturnsTheFirstChoicesContent) {
   FakeChatServer server;
   server.Answer("hi there");
   auto answer = ChatComplete(Endpoint(server.url() + "/"), Hello(), 0.0);
-  ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+  ASSERT_OK(answer);
   EXPECT_EQ(*answer, "hi there");
   EXPECT_EQ(server.requests()[0].target, "/v1/chat/completions");  // trailing '/' of the base URL dropped
 }
@@ -501,7 +502,7 @@ TEST_F(ChatClientTest, HttpsVerifiesTheCertificate) {
   setenv("SSL_CERT_FILE", (dir / "ca.pem").c_str(), 1);
   auto trusted = ChatComplete(Endpoint(server.url()), Hello(), 0.0);
   if (previous) setenv("SSL_CERT_FILE", saved.c_str(), 1); else unsetenv("SSL_CERT_FILE");
-  ASSERT_TRUE(trusted.ok()) << trusted.status().ToString();
+  ASSERT_OK(trusted);
   EXPECT_EQ(*trusted, "over tls");
   EXPECT_EQ(server.requests().back().authorization, std::string("Bearer ") + kKey);
 }
@@ -517,7 +518,7 @@ TEST_F(ChatClientTest, EndpointFromTheEnvironment) {
 
   setenv("OPENAI_API_KEY", kKey, 1);
   auto defaults = ChatEndpoint::FromEnvironment();
-  ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
+  ASSERT_OK(defaults);
   EXPECT_EQ(defaults->base_url, "https://api.openai.com/v1");
   EXPECT_EQ(defaults->model, "gpt-4o");
   EXPECT_EQ(defaults->api_key, kKey);
@@ -528,7 +529,7 @@ TEST_F(ChatClientTest, EndpointFromTheEnvironment) {
   setenv("ATP_LLM_MODEL", "qwen2.5", 1);
   setenv("ATP_LLM_TIMEOUT_S", "300", 1);
   auto local = ChatEndpoint::FromEnvironment();  // a local server needs no key
-  ASSERT_TRUE(local.ok()) << local.status().ToString();
+  ASSERT_OK(local);
   EXPECT_EQ(local->base_url, "http://localhost:8000/v1");
   EXPECT_EQ(local->model, "qwen2.5");
   EXPECT_DOUBLE_EQ(local->total_timeout_s, 300);
@@ -545,7 +546,7 @@ TEST_F(ChatClientTest, EndpointFromTheEnvironment) {
 // ---- the attribute-bases file and the word rules -----------------------------------------
 
 TEST(AttributeWordsTest, FiveDistinctLowercaseWords) {
-  EXPECT_TRUE(ValidateAttributeWords(kFashionWords).ok());
+  EXPECT_OK(ValidateAttributeWords(kFashionWords));
   auto message = [](const std::vector<std::string>& words) { return ValidateAttributeWords(words).message(); };
   EXPECT_EQ(message({"shape", "color"}), "expected exactly five attributes, got 2: shape, color");
   EXPECT_EQ(message({}), "expected exactly five attributes, got 0");
@@ -577,27 +578,27 @@ TEST(PaperAttributesTest, BasesAndSearchedPerDataset) {
   for (const char* d : {"imagenet", "oxford_pets", "stanford_cars", "oxford_flowers", "food101", "fgvc_aircraft",
                         "sun397", "dtd", "eurosat", "ucf101", "imagenet_a", "imagenet_r"}) {
     auto bases = PaperAttributeBases(d);
-    ASSERT_TRUE(bases.ok()) << d;
-    EXPECT_TRUE(ValidateAttributeWords(*bases).ok()) << d << ": " << ValidateAttributeWords(*bases).message();
+    ASSERT_OK(bases) << d;
+    EXPECT_OK(ValidateAttributeWords(*bases)) << d;
   }
 }
 
 TEST(AttributeBasesFileTest, RoundTripKeepsOtherDatasets) {
   TempDir dir;
   const std::string path = dir / "bases.toml";
-  ASSERT_TRUE(WriteAttributeBases(path, "fashion_mnist", kFashionWords, {"llm", "gpt-4o", "2026-11-29T04:50:00Z"}).ok());
+  ASSERT_OK(WriteAttributeBases(path, "fashion_mnist", kFashionWords, {"llm", "gpt-4o", "2026-11-29T04:50:00Z"}));
   const std::vector<std::string> dtd = {"pattern", "texture", "color", "design", "structure"};
-  ASSERT_TRUE(WriteAttributeBases(path, "dtd", dtd, {"manual", "", ""}).ok());
+  ASSERT_OK(WriteAttributeBases(path, "dtd", dtd, {"manual", "", ""}));
   EXPECT_EQ(*ReadAttributeBases(path, "dtd"), dtd);
   auto fashion = ReadAttributeBasesEntry(path, "fashion_mnist");
-  ASSERT_TRUE(fashion.ok()) << fashion.status().ToString();
+  ASSERT_OK(fashion);
   EXPECT_EQ(fashion->bases, kFashionWords);
   EXPECT_EQ(fashion->provenance.model, "gpt-4o");
   EXPECT_EQ(fashion->provenance.created, "2026-11-29T04:50:00Z");
 
   // Replacing one entry keeps the other; nothing temporary is left beside the file.
   const std::vector<std::string> replaced = {"shape", "length", "collar", "texture", "fit"};
-  ASSERT_TRUE(WriteAttributeBases(path, "fashion_mnist", replaced, {"manual", "", ""}).ok());
+  ASSERT_OK(WriteAttributeBases(path, "fashion_mnist", replaced, {"manual", "", ""}));
   EXPECT_EQ(*ReadAttributeBases(path, "fashion_mnist"), replaced);
   EXPECT_EQ(*ReadAttributeBases(path, "dtd"), dtd);
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir / ""), std::filesystem::directory_iterator()), 1);
@@ -623,7 +624,7 @@ TEST(AttributeBasesFileTest, ErrorsNameTheFileLineAndKey) {
   EXPECT_EQ(ReadAttributeBases(path, "eurosat").status().message(),
             path + ":6: key 'eurosat.bases': attribute 2 ('Foliage') has an uppercase letter; each attribute must be "
                    "one lowercase word of letters a-z");
-  EXPECT_TRUE(ReadAttributeBases(path, "dtd").ok());
+  EXPECT_OK(ReadAttributeBases(path, "dtd"));
 
   WriteText(path, "[dtd]\nbases = [\"pattern\"]\nbasis = 3\n");
   EXPECT_NE(ReadAttributeBases(path, "dtd").status().message().find(path + ":3: key 'dtd.basis': unknown key"),

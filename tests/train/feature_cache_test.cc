@@ -23,6 +23,7 @@
 
 #include "common/hash.h"
 #include "common/json.h"
+#include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
 
 namespace atp::train {
@@ -95,9 +96,9 @@ TEST_F(FeatureCacheTest, PutThenGetIsBitExact) {
   p[2] = std::numeric_limits<float>::infinity();
   p[3] = std::numeric_limits<float>::denorm_min();
   p[4] = std::nextafter(1.0f, 2.0f);
-  ASSERT_TRUE(cache.Put(Key("a"), t).ok());
+  ASSERT_OK(cache.Put(Key("a"), t));
   auto got = cache.Get(Key("a"));
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_OK(got);
   ASSERT_TRUE(got->has_value());
   EXPECT_TRUE(BitEqual(**got, t));
   EXPECT_EQ(cache.stats().hits, 1);
@@ -108,16 +109,17 @@ TEST_F(FeatureCacheTest, PutThenGetIsBitExact) {
 TEST_F(FeatureCacheTest, NonContiguousInputIsStoredByValue) {
   FeatureCache cache(dir_, 0);
   at::Tensor t = Pattern(6, 4, 2).t();
-  ASSERT_TRUE(cache.Put(Key("t"), t).ok());
+  ASSERT_OK(cache.Put(Key("t"), t));
   auto got = cache.Get(Key("t"));
-  ASSERT_TRUE(got.ok() && got->has_value());
+  ASSERT_OK(got);
+  ASSERT_TRUE(got->has_value());
   EXPECT_TRUE(BitEqual(**got, t));
 }
 
 TEST_F(FeatureCacheTest, AbsentKeyIsAMiss) {
   FeatureCache cache(dir_, 0);
   auto got = cache.Get(Key("nothing"));
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_OK(got);
   EXPECT_FALSE(got->has_value());
   EXPECT_EQ(cache.stats().misses, 1);
 }
@@ -140,7 +142,7 @@ TEST_F(FeatureCacheTest, EveryKeyFieldChangesTheDigest) {
 TEST_F(FeatureCacheTest, EntryLivesUnderTwoLevelFanOutWithADescription) {
   FeatureCache cache(dir_, 0);
   const FeatureKey key = Key("layout");
-  ASSERT_TRUE(cache.Put(key, Pattern(2, 3, 3)).ok());
+  ASSERT_OK(cache.Put(key, Pattern(2, 3, 3)));
   const std::string d = key.Digest();
   EXPECT_EQ(cache.EntryPath(key), dir_ + "/" + d.substr(0, 2) + "/" + d.substr(2) + ".feat");
   EXPECT_TRUE(fs::exists(cache.EntryPath(key)));
@@ -159,13 +161,13 @@ TEST_F(FeatureCacheTest, TruncatedEntryIsAMissThatIsDeletedAndRecomputed) {
   const at::Tensor t = Pattern(8, 16, 4);
   const FeatureKey key = Key("trunc");
   FeatureCache writer(dir_, 0);
-  ASSERT_TRUE(writer.Put(key, t).ok());
+  ASSERT_OK(writer.Put(key, t));
   const std::string whole = ReadBytes(writer.EntryPath(key));
   for (size_t keep : {size_t{0}, size_t{10}, size_t{90}, whole.size() / 2, whole.size() - 1}) {
     WriteBytes(writer.EntryPath(key), whole.substr(0, keep));
     FeatureCache cache(dir_, 0);
     auto got = cache.Get(key);
-    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    ASSERT_OK(got);
     EXPECT_FALSE(got->has_value()) << "kept " << keep << " bytes";
     EXPECT_EQ(cache.stats().corrupt, 1);
     EXPECT_FALSE(fs::exists(cache.EntryPath(key))) << "corrupt entry not deleted";
@@ -174,7 +176,7 @@ TEST_F(FeatureCacheTest, TruncatedEntryIsAMissThatIsDeletedAndRecomputed) {
       ++calls;
       return t.clone();
     });
-    ASSERT_TRUE(value.ok());
+    ASSERT_OK(value);
     EXPECT_EQ(calls, 1);
     EXPECT_TRUE(BitEqual(*value, t));
     EXPECT_EQ(ReadBytes(cache.EntryPath(key)), whole);
@@ -184,7 +186,7 @@ TEST_F(FeatureCacheTest, TruncatedEntryIsAMissThatIsDeletedAndRecomputed) {
 TEST_F(FeatureCacheTest, FlippedByteAnywhereIsAMiss) {
   const FeatureKey key = Key("flip");
   FeatureCache cache(dir_, 0);
-  ASSERT_TRUE(cache.Put(key, Pattern(4, 4, 5)).ok());
+  ASSERT_OK(cache.Put(key, Pattern(4, 4, 5)));
   const std::string whole = ReadBytes(cache.EntryPath(key));
   // Every byte of the header (magic, version, dtype, ndim, key digest, shape, sizes,
   // checksum) and a few of the payload.
@@ -197,7 +199,7 @@ TEST_F(FeatureCacheTest, FlippedByteAnywhereIsAMiss) {
     bad[pos] ^= 0x40;
     WriteBytes(cache.EntryPath(key), bad);
     auto got = cache.Get(key);
-    ASSERT_TRUE(got.ok());
+    ASSERT_OK(got);
     EXPECT_FALSE(got->has_value()) << "byte " << pos << " flipped and still served";
     ++misses;
   }
@@ -207,23 +209,23 @@ TEST_F(FeatureCacheTest, FlippedByteAnywhereIsAMiss) {
 TEST_F(FeatureCacheTest, SwappedShapeWithTheSameByteCountIsAMiss) {
   const FeatureKey key = Key("shape");
   FeatureCache cache(dir_, 0);
-  ASSERT_TRUE(cache.Put(key, Pattern(2, 8, 6)).ok());
+  ASSERT_OK(cache.Put(key, Pattern(2, 8, 6)));
   std::string bytes = ReadBytes(cache.EntryPath(key));
   const int64_t swapped[2] = {8, 2};
   std::memcpy(bytes.data() + 88, swapped, sizeof(swapped));
   WriteBytes(cache.EntryPath(key), bytes);
   auto got = cache.Get(key);
-  ASSERT_TRUE(got.ok());
+  ASSERT_OK(got);
   EXPECT_FALSE(got->has_value());
 }
 
 TEST_F(FeatureCacheTest, EntryCopiedToAnotherKeysNameIsAMiss) {
   FeatureCache cache(dir_, 0);
-  ASSERT_TRUE(cache.Put(Key("a"), Pattern(2, 2, 7)).ok());
+  ASSERT_OK(cache.Put(Key("a"), Pattern(2, 2, 7)));
   fs::create_directories(fs::path(cache.EntryPath(Key("b"))).parent_path());
   fs::copy_file(cache.EntryPath(Key("a")), cache.EntryPath(Key("b")));
   auto got = cache.Get(Key("b"));
-  ASSERT_TRUE(got.ok());
+  ASSERT_OK(got);
   EXPECT_FALSE(got->has_value());
 }
 
@@ -237,9 +239,10 @@ TEST_F(FeatureCacheTest, PutRejectsWhatCannotBeStoredBitExactly) {
 
 TEST_F(FeatureCacheTest, EmptyTensorRoundTrips) {
   FeatureCache cache(dir_, 0);
-  ASSERT_TRUE(cache.Put(Key("empty"), at::empty({0, 32}, at::kFloat)).ok());
+  ASSERT_OK(cache.Put(Key("empty"), at::empty({0, 32}, at::kFloat)));
   auto got = cache.Get(Key("empty"));
-  ASSERT_TRUE(got.ok() && got->has_value());
+  ASSERT_OK(got);
+  ASSERT_TRUE(got->has_value());
   EXPECT_EQ((*got)->sizes().vec(), (std::vector<int64_t>{0, 32}));
 }
 
@@ -252,7 +255,8 @@ TEST_F(FeatureCacheTest, GetOrComputeComputesOnceAndColdEqualsWarm) {
   };
   auto cold = cache.GetOrCompute(Key("goc"), compute);
   auto warm = cache.GetOrCompute(Key("goc"), compute);
-  ASSERT_TRUE(cold.ok() && warm.ok());
+  ASSERT_OK(cold);
+  ASSERT_OK(warm);
   EXPECT_EQ(calls, 1);
   EXPECT_TRUE(BitEqual(*cold, *warm));
   EXPECT_EQ(cache.stats().hits, 1);
@@ -272,7 +276,7 @@ TEST_F(FeatureCacheTest, UnwritableCacheStillReturnsComputedFeatures) {
   WriteBytes(tmp_ / "file", "not a directory");
   FeatureCache cache(tmp_ / "file/cache", 0);
   auto got = cache.GetOrCompute(Key("w"), []() -> Result<at::Tensor> { return Pattern(2, 2, 9); });
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_OK(got);
   EXPECT_TRUE(BitEqual(*got, Pattern(2, 2, 9)));
   EXPECT_EQ(cache.stats().errors, 1);
   EXPECT_NE(cache.stats().last_error.find("file/cache"), std::string::npos) << cache.stats().last_error;
@@ -283,20 +287,21 @@ TEST_F(FeatureCacheTest, EvictionKeepsTotalUnderBoundAndEvictsLeastRecentlyUsedF
   int64_t one = 0;
   {
     FeatureCache probe(tmp_ / "probe", 0);
-    ASSERT_TRUE(probe.Put(Key("p"), t).ok());
+    ASSERT_OK(probe.Put(Key("p"), t));
     one = *probe.TotalBytes();
   }
   FeatureCache cache(dir_, 3 * one + one / 2);
-  ASSERT_TRUE(cache.Put(Key("A"), t).ok());
-  ASSERT_TRUE(cache.Put(Key("B"), t).ok());
-  ASSERT_TRUE(cache.Put(Key("C"), t).ok());
+  ASSERT_OK(cache.Put(Key("A"), t));
+  ASSERT_OK(cache.Put(Key("B"), t));
+  ASSERT_OK(cache.Put(Key("C"), t));
   // Explicit ages: A oldest, then B, then C; then a Get makes A the youngest.
   AgeFile(cache.EntryPath(Key("A")), 300);
   AgeFile(cache.EntryPath(Key("B")), 200);
   AgeFile(cache.EntryPath(Key("C")), 100);
   auto hit = cache.Get(Key("A"));
-  ASSERT_TRUE(hit.ok() && hit->has_value());
-  ASSERT_TRUE(cache.Put(Key("D"), t).ok());
+  ASSERT_OK(hit);
+  ASSERT_TRUE(hit->has_value());
+  ASSERT_OK(cache.Put(Key("D"), t));
   EXPECT_TRUE(fs::exists(cache.EntryPath(Key("A"))));
   EXPECT_FALSE(fs::exists(cache.EntryPath(Key("B"))));
   EXPECT_FALSE(fs::exists(cache.DescriptionPath(Key("B"))));
@@ -307,7 +312,7 @@ TEST_F(FeatureCacheTest, EvictionKeepsTotalUnderBoundAndEvictsLeastRecentlyUsedF
 
   // Many more: the bound holds after every Put and the newest survive.
   for (int i = 0; i < 10; ++i) {
-    ASSERT_TRUE(cache.Put(Key("E" + std::to_string(i)), t).ok());
+    ASSERT_OK(cache.Put(Key("E" + std::to_string(i)), t));
     EXPECT_LE(*cache.TotalBytes(), cache.max_bytes());
   }
   EXPECT_TRUE(fs::exists(cache.EntryPath(Key("E9"))));
@@ -318,22 +323,23 @@ TEST_F(FeatureCacheTest, EvictionKeepsTotalUnderBoundAndEvictsLeastRecentlyUsedF
 
 TEST_F(FeatureCacheTest, EntryLargerThanTheBoundSurvivesItsOwnPut) {
   FeatureCache cache(dir_, 100);
-  ASSERT_TRUE(cache.Put(Key("big"), Pattern(32, 32, 11)).ok());
+  ASSERT_OK(cache.Put(Key("big"), Pattern(32, 32, 11)));
   auto got = cache.Get(Key("big"));
-  ASSERT_TRUE(got.ok() && got->has_value());
-  ASSERT_TRUE(cache.Put(Key("big2"), Pattern(32, 32, 12)).ok());
+  ASSERT_OK(got);
+  ASSERT_TRUE(got->has_value());
+  ASSERT_OK(cache.Put(Key("big2"), Pattern(32, 32, 12)));
   EXPECT_FALSE(fs::exists(cache.EntryPath(Key("big"))));
   EXPECT_TRUE(fs::exists(cache.EntryPath(Key("big2"))));
 }
 
 TEST_F(FeatureCacheTest, StaleTempFilesOfDeadWritersAreRemoved) {
   FeatureCache cache(dir_, 1 << 30);
-  ASSERT_TRUE(cache.Put(Key("a"), Pattern(2, 2, 13)).ok());
+  ASSERT_OK(cache.Put(Key("a"), Pattern(2, 2, 13)));
   const std::string fan = fs::path(cache.EntryPath(Key("a"))).parent_path();
   WriteBytes(fan + "/.tmp-dead", std::string(1000, 'x'));
   WriteBytes(fan + "/.tmp-live", std::string(1000, 'x'));
   AgeFile(fan + "/.tmp-dead", 2 * 3600);
-  ASSERT_TRUE(cache.Put(Key("b"), Pattern(2, 2, 14)).ok());
+  ASSERT_OK(cache.Put(Key("b"), Pattern(2, 2, 14)));
   EXPECT_FALSE(fs::exists(fan + "/.tmp-dead"));
   EXPECT_TRUE(fs::exists(fan + "/.tmp-live"));  // may belong to a writer still at work
 }
@@ -384,7 +390,7 @@ TEST_F(FeatureCacheTest, ConcurrentThreadsNeverSeePartialEntries) {
     EXPECT_GT(hits.load(), 0);
     if (bound > 0) {
       auto total = FeatureCache(dir_, bound).TotalBytes();
-      ASSERT_TRUE(total.ok());
+      ASSERT_OK(total);
       EXPECT_LE(*total, bound);
     }
   }
@@ -415,7 +421,7 @@ TEST_F(FeatureCacheTest, FileDigestIsTheSha256OfTheFileAndIsMemoised) {
   const std::string file = tmp_ / "weights.pt";
   WriteBytes(file, "first weights");
   auto first = FileDigest(file, dir_);
-  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_OK(first);
   EXPECT_EQ(*first, Sha256Hex("first weights"));
   // The memo is what answers the second time: doctor it and the doctored digest comes back.
   const std::string memo_dir = dir_ + "/file_digests";
@@ -482,11 +488,12 @@ TEST_F(FeatureCacheTest, LargeEntryRoundTripThroughput) {
   const at::Tensor t = Pattern(16000, 512, 15);
   const double mib = t.numel() * 4.0 / (1 << 20);
   auto t0 = std::chrono::steady_clock::now();
-  ASSERT_TRUE(cache.Put(Key("large"), t).ok());
+  ASSERT_OK(cache.Put(Key("large"), t));
   auto t1 = std::chrono::steady_clock::now();
   auto got = cache.Get(Key("large"));
   auto t2 = std::chrono::steady_clock::now();
-  ASSERT_TRUE(got.ok() && got->has_value());
+  ASSERT_OK(got);
+  ASSERT_TRUE(got->has_value());
   EXPECT_TRUE(BitEqual(**got, t));
   const double put_s = std::chrono::duration<double>(t1 - t0).count();
   const double get_s = std::chrono::duration<double>(t2 - t1).count();

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tests/clip/hash_weights.h"
+#include "tests/support/status_matchers.h"
 #include "worker/clip/clip_checkpoint.h"
 #include "worker/clip/clip_model.h"
 #include "worker/data/image.h"
@@ -38,7 +39,7 @@ class FeatureExtractorTest : public ::testing::Test {
   void SetUp() override {
     auto model = atp::clip::ClipFromStateDict(atp::clip::testing::HashStateDict(atp::clip::testing::TinyOptions()),
                                               "tiny");
-    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    ASSERT_OK(model);
     model_ = *model;
     model_->eval();
     const int sizes[][2] = {{23, 17}, {40, 40}, {17, 31}, {50, 20}, {16, 16}, {33, 29}, {64, 48}};
@@ -55,10 +56,10 @@ class FeatureExtractorTest : public ::testing::Test {
       d.classname = "class" + std::to_string(d.label);
       if (n % 2 == 0) {
         d.path = "ds/images/" + std::to_string(n) + ".png";
-        ASSERT_TRUE(atp::data::WritePngFile(root_ + "/" + d.path, im.width, im.height, 3, im.rgb.data()).ok());
+        ASSERT_OK(atp::data::WritePngFile(root_ + "/" + d.path, im.width, im.height, 3, im.rgb.data()));
       } else {
         d.path = "ds/images/" + std::to_string(n) + ".jpg";
-        ASSERT_TRUE(atp::data::WriteJpegFile(root_ + "/" + d.path, im, 90).ok());
+        ASSERT_OK(atp::data::WriteJpegFile(root_ + "/" + d.path, im, 90));
       }
       items_.push_back(d);
       ++n;
@@ -82,7 +83,7 @@ class FeatureExtractorTest : public ::testing::Test {
     std::vector<torch::Tensor> rows;
     for (size_t i = 0; i < items_.size(); ++i) {
       auto image = atp::data::DecodeImageFile(root_ + "/" + items_[i].path);
-      EXPECT_TRUE(image.ok());
+      EXPECT_OK(image);
       torch::Tensor pixels = train ? atp::data::TrainAugment(*image, 16, seed, epoch, static_cast<int64_t>(i))
                                    : atp::data::ClipTestTransform(*image, 16);
       rows.push_back(model_->EncodeImage(pixels.unsqueeze(0)));
@@ -100,7 +101,7 @@ class FeatureExtractorTest : public ::testing::Test {
 
 TEST_F(FeatureExtractorTest, TestFeaturesEqualTheModelOnTheLoadersBatches) {
   auto features = ExtractImageFeatures(model_, root_, items_, Options(false, 3));
-  ASSERT_TRUE(features.ok()) << features.status().ToString();
+  ASSERT_OK(features);
   EXPECT_EQ(features->sizes().vec(), (std::vector<int64_t>{7, 32}));
 
   atp::data::LoaderOptions lo;
@@ -120,7 +121,7 @@ TEST_F(FeatureExtractorTest, TestFeaturesEqualTheModelOnTheLoadersBatches) {
 TEST_F(FeatureExtractorTest, TrainFeaturesAreInItemOrderAndMatchPerItemAugmentation) {
   // A shuffled loader with a partial last batch (7 = 3 + 3 + 1).
   auto features = ExtractImageFeatures(model_, root_, items_, Options(true, 3));
-  ASSERT_TRUE(features.ok()) << features.status().ToString();
+  ASSERT_OK(features);
 
   // The loader's batches placed by item index are exactly what the extractor returns.
   atp::data::LoaderOptions lo;
@@ -152,8 +153,8 @@ TEST_F(FeatureExtractorTest, TrainFeaturesThroughTheCacheAreIdenticalAcrossBatch
   FeatureCache cache(cache_dir_, 0);
   auto cold = CachedImageFeatures(&cache, backbone_, "ds", model_, root_, items_, Options(true, 2));
   auto warm = CachedImageFeatures(&cache, backbone_, "ds", model_, root_, items_, Options(true, 5));
-  ASSERT_TRUE(cold.ok()) << cold.status().ToString();
-  ASSERT_TRUE(warm.ok()) << warm.status().ToString();
+  ASSERT_OK(cold);
+  ASSERT_OK(warm);
   EXPECT_TRUE(BitEqual(*cold, *warm));
   EXPECT_EQ(cache.stats().misses, 1);
   EXPECT_EQ(cache.stats().hits, 1);
@@ -162,7 +163,7 @@ TEST_F(FeatureExtractorTest, TrainFeaturesThroughTheCacheAreIdenticalAcrossBatch
   // Another job (a fresh cache object on the same directory) reads the same bits.
   FeatureCache other(cache_dir_, 0);
   auto again = CachedImageFeatures(&other, backbone_, "ds", model_, root_, items_, Options(true, 7));
-  ASSERT_TRUE(again.ok());
+  ASSERT_OK(again);
   EXPECT_TRUE(BitEqual(*again, *cold));
   EXPECT_EQ(other.stats().hits, 1);
 }
@@ -172,7 +173,9 @@ TEST_F(FeatureExtractorTest, ColdCallEqualsWarmCallBitForBit) {
   auto direct = ExtractImageFeatures(model_, root_, items_, Options(false, 4));
   auto cold = CachedImageFeatures(&cache, backbone_, "ds", model_, root_, items_, Options(false, 4));
   auto warm = CachedImageFeatures(&cache, backbone_, "ds", model_, root_, items_, Options(false, 4));
-  ASSERT_TRUE(direct.ok() && cold.ok() && warm.ok());
+  ASSERT_OK(direct);
+  ASSERT_OK(cold);
+  ASSERT_OK(warm);
   EXPECT_TRUE(BitEqual(*cold, *warm));
   EXPECT_TRUE(BitEqual(*cold, *direct));
   EXPECT_EQ(cache.stats().puts, 1);
@@ -208,7 +211,8 @@ TEST_F(FeatureExtractorTest, KeysSeparateWhatChangesFeaturesAndOnlyThat) {
 TEST_F(FeatureExtractorTest, WithoutACacheFeaturesAreComputed) {
   auto direct = ExtractImageFeatures(model_, root_, items_, Options(true, 3));
   auto uncached = CachedImageFeatures(nullptr, "", "ds", model_, root_, items_, Options(true, 3));
-  ASSERT_TRUE(direct.ok() && uncached.ok());
+  ASSERT_OK(direct);
+  ASSERT_OK(uncached);
   EXPECT_TRUE(BitEqual(*direct, *uncached));
 }
 
@@ -219,7 +223,7 @@ TEST_F(FeatureExtractorTest, ProgressReachesTheItemCount) {
     EXPECT_EQ(total, 7);
     seen.push_back(done);
   };
-  ASSERT_TRUE(ExtractImageFeatures(model_, root_, items_, o).ok());
+  ASSERT_OK(ExtractImageFeatures(model_, root_, items_, o));
   EXPECT_EQ(seen, (std::vector<int64_t>{3, 6, 7}));
 }
 
@@ -245,7 +249,7 @@ TEST_F(FeatureExtractorTest, WrongResolutionIsRejected) {
 
 TEST_F(FeatureExtractorTest, EmptyItemListGivesNoRows) {
   auto features = ExtractImageFeatures(model_, root_, {}, Options(true, 4));
-  ASSERT_TRUE(features.ok());
+  ASSERT_OK(features);
   EXPECT_EQ(features->sizes().vec(), (std::vector<int64_t>{0, 32}));
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/json.h"
+#include "tests/support/status_matchers.h"
 
 namespace atp::train {
 namespace {
@@ -107,7 +108,7 @@ class GradientSyncTest : public ::testing::Test {
       RelayGradientSync sync(group.ForRank(r), r, size);
       statuses[r] = sync.AllreduceSum(grads[r]);
     });
-    for (int r = 0; r < size; ++r) EXPECT_TRUE(statuses[r].ok()) << statuses[r].ToString();
+    for (int r = 0; r < size; ++r) EXPECT_OK(statuses[r]);
     return grads;
   }
 };
@@ -156,7 +157,7 @@ TEST_F(GradientSyncTest, RelaySendsOneBufferPerCall) {
     RelayGradientSync sync(group.ForRank(r), r, 2);
     for (int step = 0; step < 3; ++step) {
       auto grads = MakeGrads(r);
-      ASSERT_TRUE(sync.AllreduceSum(grads).ok());
+      ASSERT_OK(sync.AllreduceSum(grads));
     }
   });
   for (int r = 0; r < 2; ++r) {
@@ -173,7 +174,7 @@ TEST_F(GradientSyncTest, RelayPoisonsEveryRankWhenAnyRankHasANonFiniteGradient) 
   grads[2][1][2] = std::numeric_limits<float>::infinity();
   RunRanks(3, [&](int r) {
     RelayGradientSync sync(group.ForRank(r), r, 3);
-    EXPECT_TRUE(sync.AllreduceSum(grads[r]).ok());
+    EXPECT_OK(sync.AllreduceSum(grads[r]));
   });
   EXPECT_FALSE(group.saw_non_finite()) << "NaN/Inf reached the JSON transport";
   for (int r = 0; r < 3; ++r) {
@@ -186,7 +187,7 @@ TEST_F(GradientSyncTest, AverageDividesTheSumBySize) {
   std::vector<std::vector<at::Tensor>> grads = {{at::full({3}, 1.0)}, {at::full({3}, 4.0)}};
   RunRanks(2, [&](int r) {
     RelayGradientSync sync(group.ForRank(r), r, 2);
-    EXPECT_TRUE(AverageGradients(sync, grads[r]).ok());
+    EXPECT_OK(AverageGradients(sync, grads[r]));
   });
   EXPECT_TRUE(at::equal(grads[0][0], at::full({3}, 2.5)));
   EXPECT_TRUE(at::equal(grads[1][0], at::full({3}, 2.5)));
@@ -196,8 +197,8 @@ TEST_F(GradientSyncTest, LocalLeavesTensorsAsTheyAre) {
   LocalGradientSync sync;
   auto grads = MakeGrads(0);
   auto copy = MakeGrads(0);
-  ASSERT_TRUE(sync.AllreduceSum(grads).ok());
-  ASSERT_TRUE(AverageGradients(sync, grads).ok());
+  ASSERT_OK(sync.AllreduceSum(grads));
+  ASSERT_OK(AverageGradients(sync, grads));
   for (size_t i = 0; i < grads.size(); ++i) EXPECT_TRUE(at::equal(grads[i], copy[i]));
   EXPECT_EQ(sync.rank(), 0);
   EXPECT_EQ(sync.size(), 1);
@@ -231,12 +232,12 @@ TEST_F(GradientSyncTest, RelayReportsTransportFailuresAndLengthMismatches) {
 
 TEST_F(GradientSyncTest, MakeGradientSyncChoosesTheStrategyInOnePlace) {
   auto local = MakeGradientSync({0, 1, nullptr, false});
-  ASSERT_TRUE(local.ok()) << local.status().ToString();
+  ASSERT_OK(local);
   EXPECT_EQ((*local)->name(), "local");
 
   FakeGroup group(2);
   auto relay = MakeGradientSync({1, 2, group.ForRank(1), false});
-  ASSERT_TRUE(relay.ok()) << relay.status().ToString();
+  ASSERT_OK(relay);
   EXPECT_EQ((*relay)->name(), "relay");
   EXPECT_EQ((*relay)->rank(), 1);
   EXPECT_EQ((*relay)->size(), 2);
@@ -244,7 +245,7 @@ TEST_F(GradientSyncTest, MakeGradientSyncChoosesTheStrategyInOnePlace) {
   if (!NcclGradientSyncAvailable()) {
     // CUDA gradients without NCCL still sum, through the relay (via host memory).
     auto cuda = MakeGradientSync({0, 2, group.ForRank(0), true});
-    ASSERT_TRUE(cuda.ok()) << cuda.status().ToString();
+    ASSERT_OK(cuda);
     EXPECT_EQ((*cuda)->name(), "relay");
   }
 

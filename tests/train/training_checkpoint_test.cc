@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "tests/support/python_torch.h"
+#include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/torch_archive_edit.h"
 
@@ -68,9 +69,9 @@ class TrainingCheckpointTest : public ::testing::Test {
 TEST_F(TrainingCheckpointTest, SaveThenLoadIsBitExact) {
   const TrainingCheckpoint saved = SampleCheckpoint();
   const std::string path = dir_.File("prompt_learner/model.pth.tar-3");  // the folder is created
-  ASSERT_TRUE(SaveTrainingCheckpoint(path, saved).ok());
+  ASSERT_OK(SaveTrainingCheckpoint(path, saved));
   auto loaded = LoadTrainingCheckpoint(path);
-  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_OK(loaded);
   ExpectSameTensors(saved.state_dict, loaded->state_dict);
   ExpectSameTensors(saved.momentum, loaded->momentum);
   ExpectSameTensors(saved.rng_state, loaded->rng_state);
@@ -94,9 +95,9 @@ TEST_F(TrainingCheckpointTest, TheGeneratorStateRestoresTheSameRandomStream) {
   TrainingCheckpoint c = SampleCheckpoint();
   c.rng_state["torch_cpu"] = gen.get_state();
   const at::Tensor next = at::randn({10}, gen);
-  ASSERT_TRUE(SaveTrainingCheckpoint(dir_.File("ck"), c).ok());
+  ASSERT_OK(SaveTrainingCheckpoint(dir_.File("ck"), c));
   auto loaded = LoadTrainingCheckpoint(dir_.File("ck"));
-  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_OK(loaded);
   auto resumed = at::detail::createCPUGenerator(0);
   resumed.set_state(loaded->rng_state.at("torch_cpu"));
   EXPECT_TRUE(at::equal(at::randn({10}, resumed), next));
@@ -104,10 +105,10 @@ TEST_F(TrainingCheckpointTest, TheGeneratorStateRestoresTheSameRandomStream) {
 
 TEST_F(TrainingCheckpointTest, SavingReplacesTheFileAtomically) {
   const std::string path = dir_.File("ck");
-  ASSERT_TRUE(SaveTrainingCheckpoint(path, SampleCheckpoint(2)).ok());
-  ASSERT_TRUE(SaveTrainingCheckpoint(path, SampleCheckpoint(4)).ok());
+  ASSERT_OK(SaveTrainingCheckpoint(path, SampleCheckpoint(2)));
+  ASSERT_OK(SaveTrainingCheckpoint(path, SampleCheckpoint(4)));
   auto loaded = LoadTrainingCheckpoint(path);
-  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_OK(loaded);
   EXPECT_EQ(loaded->epoch, 4);
   // Nothing but the checkpoint is left in the folder (no temporary files).
   int files = 0;
@@ -138,7 +139,7 @@ TEST_F(TrainingCheckpointTest, InconsistentCheckpointsAreRefusedWithTheReason) {
 
 TEST_F(TrainingCheckpointTest, TruncatedMissingAndForeignFilesGiveErrorsNamingThem) {
   const std::string path = dir_.File("model.pth.tar-5");
-  ASSERT_TRUE(SaveTrainingCheckpoint(path, SampleCheckpoint()).ok());
+  ASSERT_OK(SaveTrainingCheckpoint(path, SampleCheckpoint()));
   std::ifstream in(path, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const std::string cut = dir_.File("cut.pth.tar-5");
@@ -162,7 +163,7 @@ TEST_F(TrainingCheckpointTest, TruncatedMissingAndForeignFilesGiveErrorsNamingTh
 // cut short (its zip structure intact) is refused with what the tensor needs.
 TEST_F(TrainingCheckpointTest, ATensorRecordShorterThanItsTensorIsRefused) {
   const std::string path = dir_.File("model.pth.tar-5");
-  ASSERT_TRUE(SaveTrainingCheckpoint(path, SampleCheckpoint()).ok());
+  ASSERT_OK(SaveTrainingCheckpoint(path, SampleCheckpoint()));
   const std::vector<std::string> records = testing::StorageRecords(path);
   ASSERT_FALSE(records.empty());
   for (const std::string& victim : records) {
@@ -181,9 +182,9 @@ TEST_F(TrainingCheckpointTest, ATensorRecordShorterThanItsTensorIsRefused) {
 
 TEST_F(TrainingCheckpointTest, ImportingOurCheckpointDropsBuffersAndUpcasts) {
   const TrainingCheckpoint saved = SampleCheckpoint();
-  ASSERT_TRUE(SaveTrainingCheckpoint(dir_.File("ck"), saved).ok());
+  ASSERT_OK(SaveTrainingCheckpoint(dir_.File("ck"), saved));
   auto sd = ImportPromptStateDict(dir_.File("ck"));
-  ASSERT_TRUE(sd.ok()) << sd.status().ToString();
+  ASSERT_OK(sd);
   EXPECT_EQ(sd->count("token_prefix"), 0u);
   ASSERT_EQ(sd->count("ctx"), 1u);
   EXPECT_EQ(sd->at("ctx").scalar_type(), at::kFloat);
@@ -194,7 +195,7 @@ TEST_F(TrainingCheckpointTest, ImportingOurCheckpointDropsBuffersAndUpcasts) {
 TEST_F(TrainingCheckpointTest, ALoadedOfficialCheckpointIsNotMistakenForATrainingCheckpoint) {
   // A bare dict with a state dict but no "atp" entry, as Dassl writes (minus its objects).
   TrainingCheckpoint c = SampleCheckpoint();
-  ASSERT_TRUE(SaveTrainingCheckpoint(dir_.File("ours"), c).ok());
+  ASSERT_OK(SaveTrainingCheckpoint(dir_.File("ours"), c));
   std::string why;
   const std::string python = PythonWithTorch(&why);
   if (python.empty()) GTEST_SKIP() << why;
@@ -210,7 +211,7 @@ TEST_F(TrainingCheckpointTest, ALoadedOfficialCheckpointIsNotMistakenForATrainin
   EXPECT_NE(loaded.status().message().find("ImportPromptStateDict"), std::string::npos) << loaded.status().ToString();
   // ...while importing its prompt weights works (Python's own pickle of our dict).
   auto sd = ImportPromptStateDict(dir_.File("official"));
-  ASSERT_TRUE(sd.ok()) << sd.status().ToString();
+  ASSERT_OK(sd);
   EXPECT_TRUE(at::equal(sd->at("ctx_att1"), c.state_dict.at("ctx_att1").to(at::kFloat)));
 }
 
@@ -218,7 +219,7 @@ TEST_F(TrainingCheckpointTest, AMissingKeyIsNamedWithItsPlace) {
   std::string why;
   const std::string python = PythonWithTorch(&why);
   if (python.empty()) GTEST_SKIP() << why;
-  ASSERT_TRUE(SaveTrainingCheckpoint(dir_.File("ours"), SampleCheckpoint()).ok());
+  ASSERT_OK(SaveTrainingCheckpoint(dir_.File("ours"), SampleCheckpoint()));
   auto run = RunPython(python,
                        "import sys, torch\n"
                        "ck = torch.load(sys.argv[1])\n"
@@ -346,7 +347,7 @@ TEST_F(TrainingCheckpointTest, PythonsTorchLoadReadsOurFileAsADasslCheckpoint) {
   const std::string python = PythonWithTorch(&why);
   if (python.empty()) GTEST_SKIP() << why;
   const std::string path = dir_.File("model.pth.tar-3");
-  ASSERT_TRUE(SaveTrainingCheckpoint(path, SampleCheckpoint(3)).ok());
+  ASSERT_OK(SaveTrainingCheckpoint(path, SampleCheckpoint(3)));
   auto run = RunPython(python, kReadOurCheckpoint, Quote(path));
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("ok"), std::string::npos) << run.output;
@@ -364,7 +365,7 @@ TEST_F(TrainingCheckpointTest, SchedulerStateMatchesDasslAfterEveryEpoch) {
       TrainingCheckpoint c = SampleCheckpoint(epoch);
       c.schedule.warmup_epochs = warmup;
       const std::string path = dir_.File("w" + std::to_string(warmup) + "e" + std::to_string(epoch));
-      ASSERT_TRUE(SaveTrainingCheckpoint(path, c).ok());
+      ASSERT_OK(SaveTrainingCheckpoint(path, c));
       args += " " + Quote(path);
     }
   }
@@ -460,7 +461,7 @@ TEST_F(TrainingCheckpointTest, ImportsAnOfficialCheckpointWrittenByPython) {
     std::ofstream(folder + "/checkpoint") << "model.pth.tar-5\n";
 
     auto sd = ImportPromptStateDict(path);
-    ASSERT_TRUE(sd.ok()) << sd.status().ToString();
+    ASSERT_OK(sd);
     const std::string name = prefix.empty() ? "" : "prompt_learner.";
     ASSERT_EQ(sd->size(), 2u);
     ASSERT_EQ(sd->count(name + "ctx"), 1u);
@@ -489,7 +490,7 @@ TEST_F(TrainingCheckpointTest, ImportsAnOfficialCheckpointWrittenByPython) {
 
     // The model folder works too: its `checkpoint` file names the latest file.
     auto from_folder = ImportPromptStateDict(folder);
-    ASSERT_TRUE(from_folder.ok()) << from_folder.status().ToString();
+    ASSERT_OK(from_folder);
     EXPECT_TRUE(at::equal(from_folder->at(name + "ctx"), ctx));
   }
 }

@@ -17,10 +17,13 @@
 #include <thread>
 #include <vector>
 
+#include "common/atomic_file.h"
 #include "common/in_process_communicator.h"
 #include "common/job_spec.h"
 #include "common/method_catalog.h"
 #include "tests/support/binary_dir.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/temp_dir.h"
 
 namespace atp {
 namespace {
@@ -38,24 +41,17 @@ class JobRunnerTest : public ::testing::Test {
     // The executor is a dependency of this test binary: missing, it is a broken build.
     ASSERT_EQ(::access(executor_.c_str(), X_OK), 0)
         << "'" << executor_ << "' is missing (build the atp-sweep target, or set ATP_BINARY_DIR)";
-    std::string pattern = (fs::temp_directory_path() / "atp-job-runner-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr) << std::strerror(errno);
-    dir_ = pattern;
     runner_ = std::make_unique<JobRunner>(executor_, RealClock());
   }
 
   void TearDown() override {
     runner_.reset();  // kills the executor before its directory goes
-    if (!dir_.empty()) {
-      std::error_code ec;
-      fs::remove_all(dir_, ec);
-    }
   }
 
   // A sleep job with `params` resolved through the catalog, as the coordinator sends it.
   JobRequest SleepJob(const Json& params, const std::string& name = "job") {
     auto resolved = ResolveMethodParams(*FindMethod("sleep"), params);
-    EXPECT_TRUE(resolved.ok()) << resolved.status().ToString();
+    EXPECT_OK(resolved);
     JobSpec spec;
     spec.stage = "test";
     spec.method = "sleep";
@@ -77,7 +73,7 @@ class JobRunnerTest : public ::testing::Test {
     auto give_up = std::chrono::steady_clock::now() + std::chrono::duration<double>(kGiveUpAfterSeconds);
     while (std::chrono::steady_clock::now() < give_up) {
       auto polled = runner_->Poll(0.05);
-      EXPECT_TRUE(polled.ok()) << polled.status().ToString();
+      EXPECT_OK(polled);
       if (!polled.ok()) break;
       for (auto& event : *polled) {
         events.push_back(event);
@@ -105,7 +101,7 @@ class JobRunnerTest : public ::testing::Test {
 
   void Start(const JobRequest& request) {
     Status started = runner_->Start(request, nullptr, 0, 1);
-    EXPECT_TRUE(started.ok()) << started.ToString();
+    EXPECT_OK(started);
     EXPECT_TRUE(runner_->busy());
     EXPECT_EQ(runner_->running_job(), request.job_id);
   }
@@ -134,7 +130,8 @@ class JobRunnerTest : public ::testing::Test {
   }
 
   std::string executor_;
-  std::string dir_;
+  testing::TempDir temp_dir_;
+  std::string dir_ = temp_dir_.path();
   FakeClock fake_clock_;  // for the tests of the watchdog; outlives runner_
   std::unique_ptr<JobRunner> runner_;
   int64_t next_job_id_ = 0;
@@ -274,7 +271,7 @@ TEST_F(JobRunnerTest, HungJobIsKilledAfterItsHangTimeout) {
   ASSERT_TRUE(WaitForFirstProgress());  // the job's last sign of life before it hangs
   clock.Advance(0.9);
   auto early = runner_->Poll(0.01);
-  ASSERT_TRUE(early.ok());
+  ASSERT_OK(early);
   EXPECT_TRUE(OfKind(*early, "finished").empty()) << "killed before its hang timeout";
   EXPECT_TRUE(runner_->busy());
   clock.Advance(0.2);
@@ -334,7 +331,7 @@ TEST_F(JobRunnerTest, RequestStopPreemptsWithACheckpoint) {
   // Wait for the first checkpoint, so that the job is past its start.
   while (OfKind(events, "checkpoint").empty() && std::chrono::steady_clock::now() < give_up) {
     auto polled = runner_->Poll(0.05);
-    ASSERT_TRUE(polled.ok());
+    ASSERT_OK(polled);
     events.insert(events.end(), polled->begin(), polled->end());
   }
   ASSERT_FALSE(OfKind(events, "checkpoint").empty());
@@ -358,7 +355,7 @@ TEST_F(JobRunnerTest, ResumesFromTheCheckpointOfAStoppedJob) {
   auto give_up = std::chrono::steady_clock::now() + std::chrono::duration<double>(kGiveUpAfterSeconds);
   while (OfKind(events, "checkpoint").size() < 2 && std::chrono::steady_clock::now() < give_up) {
     auto polled = runner_->Poll(0.05);
-    ASSERT_TRUE(polled.ok());
+    ASSERT_OK(polled);
     events.insert(events.end(), polled->begin(), polled->end());
   }
   runner_->RequestStop();
@@ -422,9 +419,10 @@ TEST_F(JobRunnerTest, AFullDiskIsNamedAndFlagged) {
   JobRequest request = SleepJob(Json{{"seconds", 1.0}, {"steps", 2}});
   fs::create_directories(request.workdir);
   Start(request);
-  // The sleep method writes its checkpoint through "<workdir>/checkpoint.json.tmp.<pid>";
-  // pointing that name at /dev/full makes every write fail with ENOSPC.
-  const std::string temp = request.workdir + "/checkpoint.json.tmp." + std::to_string(runner_->executor_pid());
+  // The sleep method's first checkpoint is the executor's first atomic write, through
+  // AtomicWriteTempPath(<workdir>/checkpoint.json, pid, 0); pointing that name at /dev/full
+  // makes the write fail with ENOSPC.
+  const std::string temp = AtomicWriteTempPath(request.workdir + "/checkpoint.json", runner_->executor_pid(), 0);
   ASSERT_EQ(::symlink("/dev/full", temp.c_str()), 0) << std::strerror(errno);
   std::vector<Json> events = RunToEnd();
   ASSERT_FALSE(events.empty());
@@ -445,13 +443,13 @@ TEST_F(JobRunnerTest, TwoRankJobReducesThroughTheGroupCommunicator) {
     ranks.emplace_back([&, rank] {
       auto comm = hub.Connect(rank);
       auto group = comm->CreateGroup({0, 1}, 1);
-      ASSERT_TRUE(group.ok()) << group.status().ToString();
+      ASSERT_OK(group);
       JobRunner runner(executor_, RealClock());
-      ASSERT_TRUE(runner.Start(request, group->get(), rank, 2).ok());
+      ASSERT_OK(runner.Start(request, group->get(), rank, 2));
       auto give_up = std::chrono::steady_clock::now() + std::chrono::duration<double>(kGiveUpAfterSeconds);
       while (runner.busy() && std::chrono::steady_clock::now() < give_up) {
         auto polled = runner.Poll(0.05);
-        ASSERT_TRUE(polled.ok()) << polled.status().ToString();
+        ASSERT_OK(polled);
         for (const auto& event : *polled) {
           if (event.value("event", "") == "finished") finished[rank] = event;
         }
@@ -468,7 +466,7 @@ TEST_F(JobRunnerTest, TwoRankJobReducesThroughTheGroupCommunicator) {
 TEST_F(JobRunnerTest, MultiRankJobWithoutAGroupFails) {
   // group_size 2 but no group communicator: the allreduce cannot be served.
   JobRequest request = SleepJob(Json{{"seconds", 0.01}, {"steps", 1}});
-  ASSERT_TRUE(runner_->Start(request, nullptr, 0, 2).ok());
+  ASSERT_OK(runner_->Start(request, nullptr, 0, 2));
   std::vector<Json> events = RunToEnd();
   ASSERT_FALSE(events.empty());
   EXPECT_FALSE(events.back().value("ok", true)) << events.back().dump();

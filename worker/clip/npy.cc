@@ -4,6 +4,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/atomic_file.h"
+
 namespace atp::clip {
 namespace {
 
@@ -170,17 +172,11 @@ Status WriteNpyFloat32(const std::string& path, const std::vector<int64_t>& shap
   header.push_back('\n');
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
-  std::ofstream out(path, std::ios::binary);
-  if (!out) return IoError("cannot write " + path);
-  out.write(kMagic, 6);
-  out.put(1);
-  out.put(0);
-  out.put(static_cast<char>(header.size() & 0xFF));
-  out.put(static_cast<char>(header.size() >> 8));
-  out.write(header.data(), static_cast<std::streamsize>(header.size()));
-  out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(n * 4));
-  if (!out) return IoError("failed writing " + path);
-  return Status::Ok();
+  std::string prefix(kMagic, 6);
+  prefix += {'\x01', '\x00', static_cast<char>(header.size() & 0xFF), static_cast<char>(header.size() >> 8)};
+  prefix += header;
+  return WriteFileAtomically(path, {prefix, std::string_view(reinterpret_cast<const char*>(data),
+                                                             static_cast<size_t>(n) * 4)});
 }
 
 }  // namespace atp::clip

@@ -3,14 +3,13 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 
+#include "common/atomic_file.h"
 #include "common/json.h"
 #include "worker/data/image.h"
 #include "worker/data/python_random.h"
@@ -165,17 +164,8 @@ Result<FashionMnistImportSummary> ImportFashionMnist(const FashionMnistImportOpt
   split["test"] = to_json(parts["test"]);
   FashionMnistImportSummary summary;
   summary.split_file = folder + "/split_zhou_FashionMNIST.json";
-  const std::string tmp = summary.split_file + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return IoError(tmp + ": cannot create (" + std::strerror(errno) + ")");
-    out << split.dump() << "\n";
-    if (!out.flush()) return IoError(tmp + ": write error");
-  }
-  // Renamed into place last, so a root with a split file always has all its images.
-  if (std::rename(tmp.c_str(), summary.split_file.c_str()) != 0) {
-    return IoError(summary.split_file + ": cannot rename into place (" + std::strerror(errno) + ")");
-  }
+  // Written last, so a root with a split file always has all its images.
+  ATP_RETURN_IF_ERROR(WriteFileAtomically(summary.split_file, split.dump() + "\n"));
   summary.train = static_cast<int64_t>(train.size());
   summary.val = static_cast<int64_t>(val.size());
   summary.test = static_cast<int64_t>(parts["test"].size());

@@ -4,9 +4,9 @@
 
 #include <cstdint>
 #include <cstdio>
-#include <filesystem>
 #include <unordered_map>
 
+#include "common/atomic_file.h"
 #include "worker/clip/text_cleaner.h"
 #include "worker/clip/tokenizer.h"
 
@@ -34,6 +34,25 @@ struct Word {
 };
 
 uint64_t PairKey(int a, int b) { return (static_cast<uint64_t>(a) << 32) | static_cast<uint32_t>(b); }
+
+// gzip at level 9, as gzopen(path, "wb9") writes it: zlib's gzip header carries no file name
+// or time, so equal merges give equal bytes.
+Result<std::string> Gzip(const std::string& text) {
+  z_stream stream{};
+  if (deflateInit2(&stream, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    return Internal("cannot start gzip compression of the BPE vocabulary");
+  }
+  std::string out(deflateBound(&stream, static_cast<uLong>(text.size())), '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  stream.avail_in = static_cast<uInt>(text.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data());
+  stream.avail_out = static_cast<uInt>(out.size());
+  const int code = deflate(&stream, Z_FINISH);
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  if (code != Z_STREAM_END) return Internal("cannot gzip the BPE vocabulary (zlib code " + std::to_string(code) + ")");
+  return out;
+}
 
 }  // namespace
 
@@ -121,24 +140,8 @@ std::string FormatBpeMerges(const std::vector<BpeMerge>& merges) {
 }
 
 Status WriteBpeVocabulary(const std::string& path, const std::vector<BpeMerge>& merges) {
-  const std::string text = FormatBpeMerges(merges);
-  const std::string tmp = path + ".tmp";
-  // zlib's gzip header carries no file name or time, so equal merges give equal bytes.
-  gzFile f = gzopen(tmp.c_str(), "wb9");
-  if (f == nullptr) return IoError("cannot create " + tmp + " (does its folder exist and is it writable?)");
-  const int written = text.empty() ? 0 : gzwrite(f, text.data(), static_cast<unsigned>(text.size()));
-  const int closed = gzclose(f);
-  if (written != static_cast<int>(text.size()) || closed != Z_OK) {
-    std::remove(tmp.c_str());
-    return IoError("cannot write BPE vocabulary " + tmp + " (disk full?)");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    return IoError("cannot rename " + tmp + " to " + path + ": " + ec.message());
-  }
-  return Status::Ok();
+  ATP_ASSIGN_OR_RETURN(std::string compressed, Gzip(FormatBpeMerges(merges)));
+  return WriteFileAtomically(path, compressed);
 }
 
 }  // namespace atp::pretrain

@@ -20,6 +20,7 @@
 
 #include <ATen/ATen.h>
 
+#include "common/atomic_file.h"
 #include "common/hash.h"
 #include "common/json.h"
 
@@ -49,7 +50,6 @@ constexpr size_t kFixedHeader = 88;
 constexpr size_t kDigestBytes = 32;
 constexpr const char* kEntrySuffix = ".feat";
 constexpr const char* kDescriptionSuffix = ".json";
-constexpr const char* kTempPrefix = ".tmp-";
 // A temp file this old belongs to a writer that died; a live writer of even a very large
 // entry finishes in minutes.
 constexpr int64_t kStaleTempSeconds = 3600;
@@ -138,20 +138,6 @@ bool ReadFull(int fd, void* data, size_t n, int* err) {
   return true;
 }
 
-bool WriteFull(int fd, const void* data, size_t n) {
-  const auto* p = static_cast<const char*>(data);
-  while (n > 0) {
-    ssize_t put = ::write(fd, p, n);
-    if (put < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += put;
-    n -= static_cast<size_t>(put);
-  }
-  return true;
-}
-
 Status MakeDir(const std::string& path) {
   if (::mkdir(path.c_str(), 0777) == 0 || errno == EEXIST) return Status::Ok();
   return IoError("cannot create directory " + path + ": " + ErrnoText(errno));
@@ -162,53 +148,6 @@ Status MakeDirs(const std::string& path) {
     if (pos == path.size() || path[pos] == '/') {
       ATP_RETURN_IF_ERROR(MakeDir(path.substr(0, pos)));
     }
-  }
-  return Status::Ok();
-}
-
-// A name no other writer (thread, process or node) uses at the same time.
-std::string UniqueTempName(const std::string& directory, const std::string& stem) {
-  static std::atomic<uint64_t> counter{0};
-  char host[256] = "host";
-  ::gethostname(host, sizeof(host) - 1);
-  host[sizeof(host) - 1] = '\0';
-  for (char* c = host; *c; ++c) {
-    if (*c == '/') *c = '_';
-  }
-  timespec now{};
-  ::clock_gettime(CLOCK_REALTIME, &now);
-  return directory + "/" + kTempPrefix + stem + "-" + host + "-" + std::to_string(::getpid()) + "-" +
-         std::to_string(counter.fetch_add(1)) + "-" + std::to_string(now.tv_nsec);
-}
-
-// Writes `parts` to a unique temp file in the target's directory, flushes it to stable
-// storage and renames it over `path`: readers see the old file, the new one, or nothing.
-Status WriteFileAtomically(const std::string& directory, const std::string& path,
-                           const std::string& stem, const std::vector<std::pair<const void*, size_t>>& parts) {
-  const std::string temp = UniqueTempName(directory, stem);
-  Fd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (fd.get() < 0) return IoError("cannot create " + temp + ": " + ErrnoText(errno));
-  auto fail = [&](const std::string& what) {
-    int err = errno;
-    fd.Close();
-    ::unlink(temp.c_str());
-    return IoError(what + " " + temp + ": " + ErrnoText(err));
-  };
-  for (const auto& [data, size] : parts) {
-    if (!WriteFull(fd.get(), data, size)) return fail("cannot write");
-  }
-  // Without the flush a crash after rename can leave a published file of zeros; the checksum
-  // would catch it, but then the work is lost anyway.
-  if (::fsync(fd.get()) != 0) return fail("cannot flush");
-  if (fd.Close() != 0) {
-    int err = errno;
-    ::unlink(temp.c_str());
-    return IoError("cannot close " + temp + ": " + ErrnoText(err));
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(temp.c_str());
-    return IoError("cannot rename " + temp + " to " + path + ": " + ErrnoText(err));
   }
   return Status::Ok();
 }
@@ -271,7 +210,7 @@ Result<std::vector<ScannedEntry>> ScanEntries(const std::string& dir) {
       const std::string path = fan + "/" + name;
       struct stat st {};
       if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-      if (name.rfind(kTempPrefix, 0) == 0) {
+      if (IsAtomicWriteTemp(name)) {
         if (now.tv_sec - st.st_mtim.tv_sec > kStaleTempSeconds) ::unlink(path.c_str());
         continue;
       }
@@ -451,13 +390,12 @@ Status FeatureCache::Put(const FeatureKey& key, const at::Tensor& features) {
   description["shape"] = values.sizes().vec();
   description["dtype"] = "float32";
   const std::string description_text = description.dump(2) + "\n";
-  const std::string stem = digest.substr(2, 16);
-  ATP_RETURN_IF_ERROR(WriteFileAtomically(fan, DescriptionPath(key), stem,
-                                          {{description_text.data(), description_text.size()}}));
+  ATP_RETURN_IF_ERROR(WriteFileAtomically(DescriptionPath(key), description_text));
   const std::string path = EntryPath(key);
-  ATP_RETURN_IF_ERROR(WriteFileAtomically(fan, path, stem,
-                                          {{header.data(), header.size()},
-                                           {values.data_ptr<float>(), static_cast<size_t>(payload_bytes)}}));
+  ATP_RETURN_IF_ERROR(WriteFileAtomically(
+      path, {std::string_view(header.data(), header.size()),
+             std::string_view(reinterpret_cast<const char*>(values.data_ptr<float>()),
+                              static_cast<size_t>(payload_bytes))}));
   ++puts_;
   bytes_written_ += static_cast<int64_t>(header.size() + payload_bytes);
   if (max_bytes_ > 0) return EvictOverBound(path);
@@ -621,7 +559,7 @@ Result<std::string> FileDigest(const std::string& path, const std::string& cache
       memo["inode"] = before.inode;
       memo["sha256"] = digest;
       const std::string text = memo.dump(2) + "\n";
-      (void)WriteFileAtomically(memo_dir, memo_path, digest.substr(0, 16), {{text.data(), text.size()}});
+      (void)WriteFileAtomically(memo_path, text);
     }
     return digest;
   }

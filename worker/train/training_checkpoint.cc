@@ -2,14 +2,11 @@
 
 #include <ATen/ATen.h>
 #include <caffe2/serialize/inline_container.h>
-#include <fcntl.h>
 #include <torch/csrc/jit/serialization/export.h>
 #include <torch/csrc/jit/serialization/pickler.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -21,6 +18,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "common/atomic_file.h"
 #include "worker/clip/torch_pickle.h"
 
 namespace atp::train {
@@ -282,54 +280,15 @@ std::vector<char> TorchSaveBytes(const c10::IValue& value) {
   return archive;
 }
 
-Status ErrnoError(const std::string& what, const std::string& path) {
-  return IoError(what + " " + path + ": " + std::strerror(errno));
-}
-
-Status WriteAtomically(const std::string& path, const std::vector<char>& bytes) {
+// Checkpoints go where they are asked to, creating the folders on the way; the write itself
+// follows atp's one durability rule (common/atomic_file.h).
+Status WriteCheckpointFile(const std::string& path, const std::vector<char>& bytes) {
   const fs::path target(path);
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return IoError("cannot create folder " + dir.string() + " for checkpoint " + path + ": " + ec.message());
-  std::string temp = (dir / ("." + target.filename().string() + ".tmp-XXXXXX")).string();
-  const int fd = mkstemp(temp.data());
-  if (fd < 0) return ErrnoError("cannot create a temporary file next to checkpoint", path);
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      Status s = ErrnoError("cannot write checkpoint", temp);
-      ::close(fd);
-      ::unlink(temp.c_str());
-      return s;
-    }
-    done += static_cast<size_t>(n);
-  }
-  // fsync before rename: otherwise a crash can leave the new name pointing at missing data.
-  if (::fsync(fd) != 0) {
-    Status s = ErrnoError("cannot flush checkpoint", temp);
-    ::close(fd);
-    ::unlink(temp.c_str());
-    return s;
-  }
-  if (::close(fd) != 0) {
-    ::unlink(temp.c_str());
-    return ErrnoError("cannot close checkpoint", temp);
-  }
-  if (std::rename(temp.c_str(), path.c_str()) != 0) {
-    Status s = ErrnoError("cannot rename " + temp + " to checkpoint", path);
-    ::unlink(temp.c_str());
-    return s;
-  }
-  // The rename itself is durable once the folder is flushed.
-  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
-  return Status::Ok();
+  return WriteFileAtomically(path, std::string_view(bytes.data(), bytes.size()));
 }
 
 bool IsDroppedBuffer(const std::string& key) {
@@ -367,7 +326,7 @@ Status SaveTrainingCheckpoint(const std::string& path, const TrainingCheckpoint&
     std::string message = e.what();
     return Internal("cannot serialise training checkpoint " + path + ": " + message.substr(0, message.find('\n')));
   }
-  return WriteAtomically(path, bytes);
+  return WriteCheckpointFile(path, bytes);
 }
 
 Result<TrainingCheckpoint> LoadTrainingCheckpoint(const std::string& path) {
