@@ -5,7 +5,6 @@
 #include <string>
 #include <variant>
 
-#include "common/flag_value.h"
 #include "coordinator/results_query.h"
 #include "coordinator/store_reader.h"
 #include "tools/command_line.h"

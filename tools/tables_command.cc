@@ -7,7 +7,6 @@
 #include <variant>
 
 #include "common/atomic_file.h"
-#include "common/flag_value.h"
 #include "coordinator/paper_tables.h"
 #include "coordinator/store_reader.h"
 #include "tools/command_line.h"
