@@ -1,7 +1,9 @@
 // Clock: where the coordinator and the worker read time, so that scheduling, heartbeats and
 // watchdogs are tested without waiting (FakeClock). RealClock is thread-safe; a FakeClock is
-// advanced by the one test thread that owns it.
+// advanced by the one test thread that owns it and may be read from any thread.
 #pragma once
+
+#include <atomic>
 
 namespace atp {
 
@@ -19,11 +21,11 @@ double WallTimeSeconds();
 
 class FakeClock : public Clock {
  public:
-  double Now() const override { return now_; }
-  void Advance(double seconds) { now_ += seconds; }
+  double Now() const override { return now_.load(); }
+  void Advance(double seconds) { now_.store(now_.load() + seconds); }  // by one thread at a time
 
  private:
-  double now_ = 1000.0;
+  std::atomic<double> now_{1000.0};
 };
 
 }  // namespace atp

@@ -14,6 +14,10 @@
 
 namespace atp {
 
+// A job that reports no progress for this long is killed as hung, unless its stage says
+// otherwise (hang_timeout_s): well under NCCL's own 10-30 min timeouts.
+constexpr double kDefaultHangTimeoutSeconds = 300;
+
 struct JobSpec {
   // --- identity ---
   std::string stage;               // stage name from the sweep ("search", "train", "eval", ...)
@@ -25,7 +29,7 @@ struct JobSpec {
   // --- execution (not part of the identity) ---
   int ranks = 1;                   // ranks (one per GPU) the job needs, all on one node
   RetryPolicy retry;
-  double hang_timeout_s = 300;     // no progress for this long: killed as hung (well under NCCL's own 10-30 min timeouts)
+  double hang_timeout_s = kDefaultHangTimeoutSeconds;  // no progress for this long: killed as hung
   double expected_seconds = 0;     // duration hint before any duration has been recorded (0: unknown)
 
   // Convenience accessors into params (empty / -1 when absent).

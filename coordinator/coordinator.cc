@@ -31,8 +31,9 @@ Coordinator::Coordinator(Communicator* comm, Store* store, ProgressReporter* rep
       clock_(clock),
       stop_requested_(stop_requested) {}
 
-void Coordinator::Broadcast(int type) {
-  std::string bytes = EncodeMessage(Message{static_cast<MessageType>(type), Json::object()});
+template <typename T>
+void Coordinator::Broadcast(const T& message) {
+  std::string bytes = EncodeMessage(message);
   for (auto& [rank, state] : ranks_) {
     if (state.alive) (void)comm_->Send(rank, kProtocolTag, bytes);
   }
@@ -49,7 +50,14 @@ Status Coordinator::WaitForWorkers() {
       continue;
     }
     ATP_ASSIGN_OR_RETURN(Message message, DecodeMessage(envelope->payload));
-    if (message.type == MessageType::kHello) nodes[envelope->source] = message.body.value("node", "?");
+    if (message.type != MessageType::kHello) continue;
+    auto hello = DecodeAs<HelloMessage>(message);
+    if (!hello.ok()) {
+      reporter_->Message("ignored a malformed hello from rank " + std::to_string(envelope->source) + ": " +
+                         hello.status().message());
+      continue;
+    }
+    nodes[envelope->source] = hello->node;
   }
   for (int rank = 1; rank <= workers; ++rank) {
     auto it = nodes.find(rank);
@@ -75,25 +83,23 @@ Status Coordinator::Dispatch(const Assignment& assignment) {
                        store_->StartAttempt(job.id, epoch_, leader_node, assignment.ranks));
   job.state = JobState::kRunning;
   job.total_attempts += 1;
-  Json upstream = Json::array();
+  AssignMessage assign;
   for (int64_t up : job.upstream_ids) {
     auto it = jobs_.find(up);
     if (it == jobs_.end()) continue;
-    upstream.push_back(Json{{"key", it->second.key}, {"stage", it->second.spec.stage},
-                            {"method", it->second.spec.method}, {"outputs", it->second.outputs}});
+    assign.upstream.push_back(
+        UpstreamJob{it->second.key, it->second.spec.stage, it->second.spec.method, it->second.outputs});
   }
-  Json body = {{"job_id", job.id},
-               {"attempt_id", attempt_id},
-               {"attempt", job.attempts + 1},
-               {"attempt_number", job.total_attempts},  // the attempt row's number: names its log
-               {"spec", job.spec.ToJson()},
-               {"upstream", upstream},
-               {"ranks", assignment.ranks},
-               {"group_tag", GroupTag(attempt_id)},
-               {"resume", job.checkpoint},
-               {"workdir", options_.jobs_dir + "/" + job.key},
-               {"hang_timeout_s", job.spec.hang_timeout_s}};
-  std::string bytes = EncodeMessage(Message{MessageType::kAssign, std::move(body)});
+  assign.job_id = job.id;
+  assign.attempt_id = attempt_id;
+  assign.attempt = job.attempts + 1;
+  assign.attempt_number = job.total_attempts;  // the attempt row's number: names its log
+  assign.spec = job.spec;
+  assign.ranks = assignment.ranks;
+  assign.group_tag = GroupTag(attempt_id);
+  assign.resume = job.checkpoint;
+  assign.workdir = options_.jobs_dir + "/" + job.key;
+  std::string bytes = EncodeMessage(assign);
   LiveAttempt live;
   live.job_id = job.id;
   live.attempt_id = attempt_id;
@@ -145,7 +151,8 @@ Status Coordinator::FailUnschedulable() {
     job.state = JobState::kFailed;
     counts_failed_ += 1;
     reporter_->Event("failed", Json{{"job", ShortKey(job.key)}, {"stage", job.spec.stage},
-                                    {"method", job.spec.method}, {"class", "user_error"}, {"message", message}});
+                                    {"method", job.spec.method}, {"class", FailureClassName(FailureClass::kUserError)},
+                                    {"message", message}});
     std::vector<int64_t> blocked;
     scheduler_->OnAttemptEnded(id, Scheduler::Outcome::kFailed, &blocked);
     ATP_RETURN_IF_ERROR(Block(blocked, id));
@@ -153,17 +160,15 @@ Status Coordinator::FailUnschedulable() {
   return Status::Ok();
 }
 
-Status Coordinator::EndAttempt(LiveAttempt attempt, const Json& outcome) {
+Status Coordinator::EndAttempt(LiveAttempt attempt, const FinishedMessage& outcome) {
   JobRecord& job = jobs_[attempt.job_id];
   const double now = clock_->Now();
   ran_ += 1;
-  if (outcome.value("ok", false)) {
+  if (outcome.ok) {
     JobOutcome result;
-    if (outcome.contains("metrics")) result.metrics = outcome["metrics"].get<std::map<std::string, double>>();
-    result.outputs = outcome.value("outputs", Json::object());
-    for (const auto& artifact : outcome.value("artifacts", Json::array())) {
-      result.artifacts.emplace_back(artifact[0].get<std::string>(), artifact[1].get<std::string>());
-    }
+    result.metrics = outcome.metrics;
+    result.outputs = outcome.outputs;
+    result.artifacts = outcome.artifacts;
     ATP_RETURN_IF_ERROR(store_->CompleteAttempt(attempt.attempt_id, job.id, result));
     job.state = JobState::kDone;
     job.outputs = result.outputs;
@@ -175,27 +180,27 @@ Status Coordinator::EndAttempt(LiveAttempt attempt, const Json& outcome) {
     std::vector<int64_t> none;
     scheduler_->OnAttemptEnded(job.id, Scheduler::Outcome::kDone, &none);
     reporter_->Event("done", Json{{"job", ShortKey(job.key)}, {"stage", job.spec.stage}, {"method", job.spec.method},
-                                  {"seconds", now - attempt.started}, {"metrics", outcome.value("metrics", Json())}});
+                                  {"seconds", now - attempt.started}, {"metrics", outcome.metrics}});
     return Status::Ok();
   }
 
-  const std::string class_name = outcome.value("failure_class", "error");
-  FailureClass failure = ParseFailureClass(class_name).value_or(FailureClass::kError);
-  const std::string message = outcome.value("message", "no message");
-  if (outcome.value("discard_checkpoint", false) && !job.checkpoint.empty()) {
+  const FailureClass failure = outcome.failure_class;
+  const std::string class_name = FailureClassName(failure);
+  const std::string& message = outcome.message;
+  if (outcome.discard_checkpoint && !job.checkpoint.empty()) {
     ATP_RETURN_IF_ERROR(store_->DiscardCheckpoint(job.id, attempt.attempt_id, message));
     job.checkpoint.clear();
   }
   // A full disk is the run's problem, not the job's: every job would fail the same way and
   // spend its retries in seconds. The attempt is not counted and the run stops (exit 3); the
   // relaunch, once there is space, continues.
-  const bool no_space_left = outcome.value("no_space_left", false);
+  const bool no_space_left = outcome.no_space_left;
   if (no_space_left && !preempting_) {
     preempting_ = true;
     reporter_->Message("no space left on device for job " + ShortKey(job.key) + " (" + message +
                        "): stopping the run; free space under " + options_.jobs_dir +
                        " and relaunch the same command to continue");
-    Broadcast(static_cast<int>(MessageType::kPreempt));
+    Broadcast(PreemptMessage{});
   }
   RetryRule rule = job.spec.retry.rule(failure);
   if (no_space_left) rule = RetryRule{true, false};
@@ -245,47 +250,68 @@ Status Coordinator::HandleMessage(int source, const Message& message) {
   auto rank_it = ranks_.find(source);
   if (rank_it != ranks_.end()) rank_it->second.last_seen = clock_->Now();
   if (rank_it != ranks_.end() && !rank_it->second.alive) return Status::Ok();  // a lost rank stays lost
-  const int64_t attempt_id = message.body.value("attempt_id", int64_t{0});
-  auto attempt_it = attempts_.find(attempt_id);
+  auto malformed = [&](const Status& status) {
+    reporter_->Message("ignored a malformed message from rank " + std::to_string(source) + ": " + status.message());
+    return Status::Ok();
+  };
   switch (message.type) {
-    case MessageType::kProgress:
-      if (attempt_it != attempts_.end()) {
-        LiveAttempt& a = attempt_it->second;
-        a.step = message.body.value("step", int64_t{0});
-        a.total = message.body.value("total", int64_t{0});
-        a.progress_dirty = true;
-        if (clock_->Now() - a.last_progress_write >= options_.progress_write_interval_s) {
-          ATP_RETURN_IF_ERROR(store_->UpdateProgress(a.attempt_id, a.step, a.total));
-          a.last_progress_write = clock_->Now();
-          a.progress_dirty = false;
-        }
-      }
-      break;
-    case MessageType::kCheckpoint:
-      if (attempt_it != attempts_.end()) {
-        std::string path = message.body.value("path", "");
-        ATP_RETURN_IF_ERROR(store_->RecordCheckpoint(attempt_it->second.job_id, attempt_id, path));
-        jobs_[attempt_it->second.job_id].checkpoint = path;
-      }
-      break;
-    case MessageType::kFinished: {
-      if (attempt_it == attempts_.end()) break;  // a stale report for an attempt already ended
+    case MessageType::kProgress: {
+      auto progress = DecodeAs<ProgressMessage>(message);
+      if (!progress.ok()) return malformed(progress.status());
+      auto attempt_it = attempts_.find(progress->attempt_id);
+      if (attempt_it == attempts_.end()) break;
       LiveAttempt& a = attempt_it->second;
-      auto& waiting = a.waiting_for;
-      waiting.erase(std::remove(waiting.begin(), waiting.end(), source), waiting.end());
-      if (source == a.ranks.front()) a.leader_outcome = message.body;
-      if (!message.body.value("ok", false) && a.first_failure.is_null()) a.first_failure = message.body;
-      if (!waiting.empty()) break;
-      LiveAttempt done = std::move(a);
-      attempts_.erase(attempt_it);
-      Json outcome = done.first_failure.is_null() ? done.leader_outcome : done.first_failure;
-      ATP_RETURN_IF_ERROR(EndAttempt(std::move(done), outcome));
+      a.step = progress->step;
+      a.total = progress->total;
+      a.progress_dirty = true;
+      if (clock_->Now() - a.last_progress_write >= options_.progress_write_interval_s) {
+        ATP_RETURN_IF_ERROR(store_->UpdateProgress(a.attempt_id, a.step, a.total));
+        a.last_progress_write = clock_->Now();
+        a.progress_dirty = false;
+      }
       break;
+    }
+    case MessageType::kCheckpoint: {
+      auto checkpoint = DecodeAs<CheckpointMessage>(message);
+      if (!checkpoint.ok()) return malformed(checkpoint.status());
+      auto attempt_it = attempts_.find(checkpoint->attempt_id);
+      if (attempt_it == attempts_.end()) break;
+      ATP_RETURN_IF_ERROR(
+          store_->RecordCheckpoint(attempt_it->second.job_id, checkpoint->attempt_id, checkpoint->path));
+      jobs_[attempt_it->second.job_id].checkpoint = checkpoint->path;
+      break;
+    }
+    case MessageType::kFinished: {
+      auto finished = DecodeAs<FinishedMessage>(message);
+      if (finished.ok()) return HandleFinished(source, *finished);
+      // An attempt's end is never dropped: when the report names its attempt but cannot be
+      // read otherwise, the attempt fails as "error" with what was wrong.
+      const auto attempt_id = message.body.find("attempt_id");
+      if (attempt_id == message.body.end() || !attempt_id->is_number_integer()) return malformed(finished.status());
+      FinishedMessage unreadable =
+          FinishedMessage::Failure(FailureClass::kError, "unreadable result: " + finished.status().message());
+      unreadable.attempt_id = attempt_id->get<int64_t>();
+      return HandleFinished(source, unreadable);
     }
     default:
       break;  // hello (late) and heartbeat only refresh last_seen
   }
   return Status::Ok();
+}
+
+Status Coordinator::HandleFinished(int source, const FinishedMessage& finished) {
+  auto attempt_it = attempts_.find(finished.attempt_id);
+  if (attempt_it == attempts_.end()) return Status::Ok();  // a stale report for an attempt already ended
+  LiveAttempt& a = attempt_it->second;
+  auto& waiting = a.waiting_for;
+  waiting.erase(std::remove(waiting.begin(), waiting.end(), source), waiting.end());
+  if (source == a.ranks.front()) a.leader_outcome = finished;
+  if (!finished.ok && !a.first_failure) a.first_failure = finished;
+  if (!waiting.empty()) return Status::Ok();
+  LiveAttempt done = std::move(a);
+  attempts_.erase(attempt_it);
+  FinishedMessage outcome = done.first_failure ? *done.first_failure : *done.leader_outcome;
+  return EndAttempt(std::move(done), outcome);
 }
 
 Status Coordinator::CheckHeartbeats() {
@@ -311,15 +337,13 @@ Status Coordinator::EndAttemptOfLostRank(int64_t job_id, int lost_rank) {
   LiveAttempt lost = std::move(it->second);
   attempts_.erase(it);
   // The job's other ranks may be blocked in a collective with the lost one: end their part.
-  std::string cancel =
-      EncodeMessage(Message{MessageType::kCancel, Json{{"job_id", job_id}, {"attempt_id", lost.attempt_id}}});
+  std::string cancel = EncodeMessage(CancelMessage{job_id, lost.attempt_id});
   for (int member : lost.ranks) {
     if (member != lost_rank && ranks_[member].alive) (void)comm_->Send(member, kProtocolTag, cancel);
   }
-  Json outcome = {{"ok", false}, {"failure_class", "node_lost"},
-                  {"message", "rank " + std::to_string(lost_rank) + " on " + ranks_[lost_rank].node +
-                                  " stopped answering"}};
-  return EndAttempt(std::move(lost), outcome);
+  return EndAttempt(std::move(lost), FinishedMessage::Failure(FailureClass::kNodeLost,
+                                                             "rank " + std::to_string(lost_rank) + " on " +
+                                                                 ranks_[lost_rank].node + " stopped answering"));
 }
 
 ProgressSnapshot Coordinator::Snapshot() const {
@@ -407,7 +431,7 @@ Result<RunSummary> Coordinator::Run(const Sweep& sweep) {
     if (stop_requested_ && stop_requested_->load() && !preempting_) {
       preempting_ = true;
       reporter_->Message("stop requested: running jobs checkpoint and stop; relaunch the same command to continue");
-      Broadcast(static_cast<int>(MessageType::kPreempt));
+      Broadcast(PreemptMessage{});
     }
     ATP_RETURN_IF_ERROR(store_->BeginBatch());
     if (!preempting_) {
@@ -449,7 +473,7 @@ Result<RunSummary> Coordinator::Run(const Sweep& sweep) {
     reporter_->Update(Snapshot());
   }
 
-  Broadcast(static_cast<int>(MessageType::kShutdown));
+  Broadcast(ShutdownMessage{});
   RunSummary summary;
   summary.sweep_id = submitted.sweep_id;
   summary.epoch = epoch_;

@@ -8,12 +8,14 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/communicator.h"
+#include "common/messages.h"
 #include "common/status.h"
 #include "coordinator/progress_reporter.h"
 #include "coordinator/scheduler.h"
@@ -54,8 +56,8 @@ class Coordinator {
     int64_t attempt_id = 0;
     std::vector<int> ranks;
     std::vector<int> waiting_for;  // member ranks that have not reported kFinished yet
-    Json leader_outcome;
-    Json first_failure;
+    std::optional<FinishedMessage> leader_outcome;
+    std::optional<FinishedMessage> first_failure;
     double started = 0;
     double last_progress_write = 0;
     int64_t step = 0, total = 0;
@@ -69,13 +71,15 @@ class Coordinator {
 
   Status WaitForWorkers();
   Status Dispatch(const Assignment& assignment);
-  Status HandleMessage(int source, const struct Message& message);
-  Status EndAttempt(LiveAttempt attempt, const Json& outcome);
+  Status HandleMessage(int source, const Message& message);
+  Status HandleFinished(int source, const FinishedMessage& finished);
+  Status EndAttempt(LiveAttempt attempt, const FinishedMessage& outcome);
   Status FailUnschedulable();
   Status Block(const std::vector<int64_t>& ids, int64_t cause);
   Status CheckHeartbeats();
   Status EndAttemptOfLostRank(int64_t job_id, int lost_rank);
-  void Broadcast(int type);
+  template <typename T>
+  void Broadcast(const T& message);
   ProgressSnapshot Snapshot() const;
   static std::string DurationKey(const JobSpec& spec);
   bool IsShortJob(int64_t job_id) const;

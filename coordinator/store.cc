@@ -634,10 +634,14 @@ Result<RecoverySummary> Store::RecoverInterruptedAttempts(int64_t epoch) {
                                       " stopped while the attempt ran";
     Statement* update_attempt = nullptr;
     ATP_SQLITE_CHECK(db_, statements_->Get(
-                              "UPDATE attempts SET state = 'lost', ended_at = ?2, failure_class = 'node_lost', "
+                              "UPDATE attempts SET state = 'lost', ended_at = ?2, failure_class = ?4, "
                               "error = ?3 WHERE id = ?1",
                               &update_attempt));
-    ATP_SQLITE_CHECK(db_, update_attempt->Bind(1, attempt.attempt_id).Bind(2, now).Bind(3, attempt_error).Run());
+    ATP_SQLITE_CHECK(db_, update_attempt->Bind(1, attempt.attempt_id)
+                              .Bind(2, now)
+                              .Bind(3, attempt_error)
+                              .Bind(4, FailureClassName(FailureClass::kNodeLost))
+                              .Run());
 
     const bool poisoned = attempt.lost_attempts >= attempt.max_lost;
     const char* next_state = poisoned ? JobStateName(JobState::kFailed) : JobStateName(JobState::kPending);
@@ -650,7 +654,7 @@ Result<RecoverySummary> Store::RecoverInterruptedAttempts(int64_t epoch) {
                  : attempt_error;
     Statement* update_job = nullptr;
     ATP_SQLITE_CHECK(db_, statements_->Get(
-                              "UPDATE jobs SET state = ?2, lost_attempts = ?3, failure_class = 'node_lost', "
+                              "UPDATE jobs SET state = ?2, lost_attempts = ?3, failure_class = ?6, "
                               "error = ?4, ended_at = ?5 WHERE id = ?1",
                               &update_job));
     ATP_SQLITE_CHECK(db_, update_job->Bind(1, attempt.job_id)
@@ -658,6 +662,7 @@ Result<RecoverySummary> Store::RecoverInterruptedAttempts(int64_t epoch) {
                               .Bind(3, attempt.lost_attempts)
                               .Bind(4, job_error)
                               .Bind(5, now)
+                              .Bind(6, FailureClassName(FailureClass::kNodeLost))
                               .Run());
     ATP_SQLITE_CHECK(db_, AppendEvent(*statements_, now, epoch, attempt.job_id, attempt.attempt_id, "lost",
                                       next_state,

@@ -68,7 +68,7 @@ struct Stage {
   Json params = Json::object();  // [params] then the stage's params; each goes to the methods taking it
   std::vector<Dependency> depends_on;
   int ranks = 1;
-  double hang_timeout_s = 300;
+  double hang_timeout_s = kDefaultHangTimeoutSeconds;
   double expected_seconds = 0;
   RetryPolicy retry;
 };

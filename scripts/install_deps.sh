@@ -10,6 +10,7 @@ PACKAGES=(
   libtomlplusplus-dev                        # sweep files
   nlohmann-json3-dev libssl-dev              # JSON specs/messages; SHA-256 job keys (libcrypto)
   libboost-dev                               # Boost.Asio status server
+  libcli11-dev                               # command-line flags of every atp command
   libgtest-dev libgmock-dev                  # unit tests
   libjpeg62-turbo-dev libpng-dev zlib1g-dev  # image decoding, gzip'd BPE vocabulary
   libicu-dev                                 # Unicode classes and case mapping of the CLIP tokenizer

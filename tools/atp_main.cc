@@ -73,11 +73,12 @@ bool IsComputeCommand(int argc, char** argv) {
   return false;
 }
 
+// The same layout as every command's --help (tools/command_line.h).
 void PrintUsage(std::FILE* out) {
-  std::fprintf(out, "atp %s (%s): prompt-learning experiments on CLIP, run as sweeps\n\nusage: atp COMMAND [options]\n\n",
-               ATP_VERSION, ATP_GIT_COMMIT);
-  for (const auto& c : kSubcommands) std::fprintf(out, "  %-8s %s\n", c.name, c.summary);
-  std::fprintf(out, "  %-8s %s\n", "version", "print the version");
+  std::fprintf(out, "usage: atp COMMAND [options]\n\natp %s (%s): prompt-learning experiments on CLIP, run as sweeps\n\n"
+               "commands:\n", ATP_VERSION, ATP_GIT_COMMIT);
+  for (const auto& c : kSubcommands) std::fprintf(out, "  %-10s  %s\n", c.name, c.summary);
+  std::fprintf(out, "  %-10s  %s\n", "version", "print the version");
   std::fprintf(out, "\n`atp COMMAND --help` describes a command.\n");
 }
 

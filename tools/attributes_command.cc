@@ -18,68 +18,16 @@
 #include "common/chat_client.h"
 #include "common/dataset_catalog.h"
 #include "common/json.h"
+#include "tools/command_line.h"
 #include "worker/data/dataset.h"
 
 namespace atp {
 namespace {
 
-constexpr const char* kUsage =
-    "usage:\n"
-    "  atp attributes list [--dataset D]\n"
-    "      print the paper's five attribute bases per dataset and the ones its search selected\n"
-    "  atp attributes suggest --dataset D (--data-root DIR | --classes FILE) [--out FILE]\n"
-    "                         [--max-classes N] [--retries N] [--temperature T]\n"
-    "      ask a language model for five attribute bases of D's classes (from the dataset under\n"
-    "      DIR, or FILE with one class name per line), as the paper's gpt_query.py does, and\n"
-    "      write them to FILE's [D] entry (default ./attribute_bases.toml).\n"
-    "      --max-classes: classes named in the question (default 64, spread evenly by label)\n"
-    "      --retries: how often to ask again after an unusable answer (default 2)\n"
-    "      --temperature: sampling temperature (default 0.7)\n"
-    "      the endpoint comes from ATP_LLM_BASE_URL (or OPENAI_BASE_URL, default\n"
-    "      https://api.openai.com/v1), ATP_LLM_MODEL (default gpt-4o), ATP_LLM_API_KEY (or\n"
-    "      OPENAI_API_KEY) and ATP_LLM_TIMEOUT_S; see docs/attributes.md\n";
-
 constexpr int kDefaultMaxClasses = 64;
 constexpr int kDefaultRetries = 2;
 constexpr double kDefaultTemperature = 0.7;
 constexpr size_t kQuotedAnswerLimit = 2000;
-
-struct Flags {
-  std::map<std::string, std::string> values;
-};
-
-bool ParseFlags(int argc, char** argv, const std::vector<std::string>& valued, Flags* flags, std::string* error) {
-  for (int i = 2; i < argc; ++i) {
-    const std::string arg = argv[i];
-    bool matched = false;
-    for (const auto& v : valued) {
-      if (arg != v) continue;
-      if (i + 1 >= argc) {
-        *error = "option " + arg + " needs a value";
-        return false;
-      }
-      flags->values[v] = argv[++i];
-      matched = true;
-    }
-    if (!matched) {
-      *error = "unknown option '" + arg + "'";
-      return false;
-    }
-  }
-  return true;
-}
-
-bool ParseInt(const std::string& text, long long* out) {
-  Result<int64_t> v = ParseIntFlag("", text, std::numeric_limits<int64_t>::min());
-  if (!v.ok()) return false;
-  *out = *v;
-  return true;
-}
-
-int UsageError(const std::string& message) {
-  std::fprintf(stderr, "atp attributes: %s\n%s", message.c_str(), kUsage);
-  return 2;
-}
 
 int Fail(const Status& status) {
   std::fprintf(stderr, "atp attributes: %s\n", status.message().c_str());
@@ -94,16 +42,13 @@ std::string Join(const std::vector<std::string>& words) {
 
 // ---- list -------------------------------------------------------------------------------
 
-int RunList(int argc, char** argv) {
-  Flags f;
-  std::string err;
-  if (!ParseFlags(argc, argv, {"--dataset"}, &f, &err)) return UsageError(err);
+int RunList(const CLI::App& command, const std::string& dataset) {
   std::vector<std::string> datasets;
-  if (f.values.count("--dataset")) {
-    if (FindDataset(f.values["--dataset"]) == nullptr) {
-      return UsageError("unknown dataset '" + f.values["--dataset"] + "'; known: " + DatasetNamesList());
+  if (!dataset.empty()) {
+    if (FindDataset(dataset) == nullptr) {
+      return ReportUsageError(command, "unknown dataset '" + dataset + "'; known: " + DatasetNamesList());
     }
-    datasets.push_back(f.values["--dataset"]);
+    datasets.push_back(dataset);
   } else {
     for (const auto& d : AllDatasets()) datasets.push_back(d.name);
   }
@@ -291,43 +236,37 @@ std::string QuoteAnswer(const std::string& answer) {
   return "\"" + answer.substr(0, kQuotedAnswerLimit) + "\" ... (" + std::to_string(answer.size()) + " characters)";
 }
 
-int RunSuggest(int argc, char** argv) {
-  Flags f;
-  std::string err;
-  if (!ParseFlags(argc, argv,
-                  {"--dataset", "--data-root", "--classes", "--out", "--max-classes", "--retries", "--temperature"},
-                  &f, &err)) {
-    return UsageError(err);
-  }
-  if (!f.values.count("--dataset")) return UsageError("suggest needs --dataset");
-  const std::string dataset = f.values["--dataset"];
-  if (FindDataset(dataset) == nullptr) {
-    return UsageError("unknown dataset '" + dataset + "'; known: " + DatasetNamesList());
-  }
-  if (f.values.count("--data-root") == f.values.count("--classes")) {
-    return UsageError("suggest needs exactly one of --data-root DIR and --classes FILE");
-  }
-  long long max_classes = kDefaultMaxClasses;
-  if (f.values.count("--max-classes") && (!ParseInt(f.values["--max-classes"], &max_classes) || max_classes < 1)) {
-    return UsageError("--max-classes must be a positive integer");
-  }
-  long long retries = kDefaultRetries;
-  if (f.values.count("--retries") && (!ParseInt(f.values["--retries"], &retries) || retries < 0 || retries > 20)) {
-    return UsageError("--retries must be an integer from 0 to 20");
-  }
+std::string FormatNumber(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", value);
+  return text;
+}
+
+struct SuggestFlags {
+  std::string dataset, data_root, classes_file, out_path = "attribute_bases.toml";
+  int64_t max_classes = kDefaultMaxClasses;
+  int64_t retries = kDefaultRetries;
   double temperature = kDefaultTemperature;
-  if (f.values.count("--temperature")) {
-    Result<double> t = ParseNumberFlag("--temperature", f.values["--temperature"], 0, true, 2);
-    if (!t.ok()) return UsageError("--temperature must be a number from 0 to 2");
-    temperature = *t;
+};
+
+int RunSuggest(const CLI::App& command, const SuggestFlags& f) {
+  const std::string& dataset = f.dataset;
+  if (FindDataset(dataset) == nullptr) {
+    return ReportUsageError(command, "unknown dataset '" + dataset + "'; known: " + DatasetNamesList());
   }
-  const std::string out_path = f.values.count("--out") ? f.values["--out"] : "attribute_bases.toml";
+  if (f.data_root.empty() == f.classes_file.empty()) {
+    return ReportUsageError(command, "suggest needs exactly one of --data-root DIR and --classes FILE");
+  }
+  const int64_t max_classes = f.max_classes;
+  const int64_t retries = f.retries;
+  const double temperature = f.temperature;
+  const std::string& out_path = f.out_path;
 
   auto endpoint = ChatEndpoint::FromEnvironment();
   if (!endpoint.ok()) return Fail(endpoint.status());
 
-  auto raw_names = f.values.count("--data-root") ? ClassNamesFromDataRoot(f.values["--data-root"], dataset)
-                                                 : ClassNamesFromFile(f.values["--classes"]);
+  auto raw_names = !f.data_root.empty() ? ClassNamesFromDataRoot(f.data_root, dataset)
+                                        : ClassNamesFromFile(f.classes_file);
   if (!raw_names.ok()) return Fail(raw_names.status());
   const std::vector<std::string> all_names = PromptNames(*raw_names);
   const std::vector<std::string> names = EvenSubset(all_names, static_cast<size_t>(max_classes));
@@ -344,7 +283,7 @@ int RunSuggest(int argc, char** argv) {
   std::fprintf(stderr, "%s: asking for five common attributes (call 2 of 2)\n", dataset.c_str());
   std::vector<ChatMessage> conversation = {{"user", SummaryPrompt(*descriptions)}};
   std::vector<std::string> words;
-  for (long long attempt = 0;; ++attempt) {
+  for (int64_t attempt = 0;; ++attempt) {
     auto answer = ChatComplete(*endpoint, conversation, temperature);
     if (!answer.ok()) return Fail(answer.status().WithContext("call 2 (attribute summary)"));
     auto parsed = ParseAttributeAnswer(*answer);
@@ -360,7 +299,8 @@ int RunSuggest(int argc, char** argv) {
           ". Nothing was written; run again, raise --retries, or write the bases yourself (docs/attributes.md)"));
     }
     std::fprintf(stderr, "%s: unusable answer (%s); asking again (retry %lld of %lld)\n", dataset.c_str(),
-                 parsed.status().message().c_str(), attempt + 1, retries);
+                 parsed.status().message().c_str(), static_cast<long long>(attempt + 1),
+                 static_cast<long long>(retries));
     conversation.push_back({"assistant", *answer});
     conversation.push_back({"user", CorrectionPrompt(parsed.status().message())});
   }
@@ -385,15 +325,47 @@ int RunSuggest(int argc, char** argv) {
 }  // namespace
 
 int RunAttributesCommand(int argc, char** argv) {
-  if (argc < 2) return UsageError("missing subcommand");
-  const std::string sub = argv[1];
-  if (sub == "--help" || sub == "-h" || sub == "help") {
-    std::printf("%s", kUsage);
-    return 0;
-  }
-  if (sub == "list") return RunList(argc, argv);
-  if (sub == "suggest") return RunSuggest(argc, argv);
-  return UsageError("unknown subcommand '" + sub + "'");
+  auto app = MakeCommand("atp attributes", "atp attributes COMMAND [options]",
+                         "Lists the paper's attribute bases, or asks a language model for new ones.");
+  app->require_subcommand(1);
+  std::string list_dataset;
+  CLI::App* list = AddSubcommand(app.get(), "list", "print the paper's attribute bases per dataset",
+                                 "atp attributes list [--dataset D]",
+                                 "Prints the paper's five attribute bases per dataset and the ones its search selected.");
+  list->add_option("--dataset", list_dataset, "only this dataset")->type_name("D");
+
+  SuggestFlags suggest_flags;
+  CLI::App* suggest = AddSubcommand(
+      app.get(), "suggest", "ask a language model for five attribute bases of a dataset's classes",
+      "atp attributes suggest --dataset D (--data-root DIR | --classes FILE) [--out FILE]\n"
+      "                       [--max-classes N] [--retries N] [--temperature T]",
+      "Asks a language model for five attribute bases of D's classes (from the dataset under\n"
+      "DIR, or FILE with one class name per line), as the paper's gpt_query.py does, and\n"
+      "writes them to FILE's [D] entry.");
+  suggest->footer(
+      "The endpoint comes from ATP_LLM_BASE_URL (or OPENAI_BASE_URL, default\n"
+      "https://api.openai.com/v1), ATP_LLM_MODEL (default gpt-4o), ATP_LLM_API_KEY (or\n"
+      "OPENAI_API_KEY) and ATP_LLM_TIMEOUT_S; see docs/attributes.md");
+  suggest->add_option("--dataset", suggest_flags.dataset, "the dataset")->type_name("D")->required();
+  suggest->add_option("--data-root", suggest_flags.data_root, "read the class names from the dataset under DIR")
+      ->type_name("DIR");
+  suggest->add_option("--classes", suggest_flags.classes_file, "read the class names from FILE, one per line")
+      ->type_name("FILE");
+  suggest->add_option("--out", suggest_flags.out_path, "where the bases go (default ./attribute_bases.toml)")
+      ->type_name("FILE");
+  AddIntFlag(suggest, "--max-classes", "N",
+             "classes named in the question (default " + std::to_string(kDefaultMaxClasses) +
+                 ", spread evenly by label)",
+             &suggest_flags.max_classes, 1);
+  AddIntFlag(suggest, "--retries", "N",
+             "how often to ask again after an unusable answer (default " + std::to_string(kDefaultRetries) + ")",
+             &suggest_flags.retries, 0, 20);
+  AddNumberFlag(suggest, "--temperature", "T",
+                "sampling temperature, from 0 to 2 (default " + FormatNumber(kDefaultTemperature) + ")",
+                &suggest_flags.temperature, 0, /*minimum_allowed=*/true, 2);
+  if (auto code = ParseCommandLine(app.get(), argc, argv)) return *code;
+  if (list->parsed()) return RunList(*list, list_dataset);
+  return RunSuggest(*suggest, suggest_flags);
 }
 
 }  // namespace atp

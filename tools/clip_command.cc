@@ -12,6 +12,7 @@
 
 #include "common/flag_value.h"
 #include "common/progress_bar.h"
+#include "tools/command_line.h"
 #include "worker/clip/clip_checkpoint.h"
 #include "worker/clip/npy.h"
 #include "worker/clip/tokenizer.h"
@@ -25,16 +26,6 @@ namespace {
 
 using clip::ClipTokenizer;
 using clip::OverlongPolicy;
-
-constexpr const char* kUsage =
-    "usage:\n"
-    "  atp clip tokenize [--vocab V] [--truncate]\n"
-    "      reads lines on stdin; prints each line's 77 token ids (space separated, zero padded)\n"
-    "  atp clip encode --checkpoint C [--vocab V] [--images X.npy | --images a.jpg b.png ...]\n"
-    "                  [--texts T.txt] [--truncate] [--batch-size N] --out DIR\n"
-    "      writes DIR/image_features.npy and DIR/text_features.npy (float32, unnormalised)\n"
-    "      and prints logit_scale. X.npy holds preprocessed pixels [N, 3, R, R]; T.txt one text\n"
-    "      per line. The vocabulary defaults to $ATP_CLIP_VOCAB or ../shared/clip/.\n";
 
 int Fail(const std::string& message, int code = 1) {
   std::fprintf(stderr, "atp clip: %s\n", message.c_str());
@@ -63,15 +54,14 @@ std::string StripNewline(std::string line) {
   return line;
 }
 
-int RunTokenize(int argc, char** argv) {
+struct TokenizeFlags {
   std::string vocab;
-  OverlongPolicy policy = OverlongPolicy::kError;
-  for (int i = 2; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--vocab" && i + 1 < argc) vocab = argv[++i];
-    else if (arg == "--truncate") policy = OverlongPolicy::kTruncate;
-    else return Fail("unknown or incomplete option '" + arg + "'\n" + kUsage, 2);
-  }
+  bool truncate = false;
+};
+
+int RunTokenize(const TokenizeFlags& flags) {
+  const std::string& vocab = flags.vocab;
+  const OverlongPolicy policy = flags.truncate ? OverlongPolicy::kTruncate : OverlongPolicy::kError;
   auto tok = LoadTokenizer(vocab);
   if (!tok.ok()) return Fail(tok.status().message());
   std::string line;
@@ -138,31 +128,25 @@ ProgressBarOptions EncodeBarOptions(const std::string& label, const std::string&
   return o;
 }
 
-int RunEncode(int argc, char** argv) {
+struct EncodeFlags {
   std::string checkpoint, vocab, texts_path, out_dir;
   std::vector<std::string> images;
-  OverlongPolicy policy = OverlongPolicy::kError;
+  bool truncate = false;
   int64_t batch = 32;
-  for (int i = 2; i < argc; ++i) {
-    std::string arg = argv[i];
-    bool has_value = i + 1 < argc;
-    if (arg == "--checkpoint" && has_value) checkpoint = argv[++i];
-    else if (arg == "--vocab" && has_value) vocab = argv[++i];
-    else if (arg == "--texts" && has_value) texts_path = argv[++i];
-    else if (arg == "--out" && has_value) out_dir = argv[++i];
-    else if (arg == "--batch-size" && has_value) {
-      Result<int64_t> parsed = ParseIntFlag("--batch-size", argv[++i], 1, 1 << 20);
-      if (!parsed.ok()) return Fail(parsed.status().message(), 2);
-      batch = *parsed;
-    } else if (arg == "--truncate") policy = OverlongPolicy::kTruncate;
-    else if (arg == "--images" && has_value) {
-      while (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) images.push_back(argv[++i]);
-    } else {
-      return Fail("unknown or incomplete option '" + arg + "'\n" + kUsage, 2);
-    }
+};
+
+int RunEncode(const CLI::App& command, const EncodeFlags& flags) {
+  const std::string& checkpoint = flags.checkpoint;
+  const std::string& vocab = flags.vocab;
+  const std::string& texts_path = flags.texts_path;
+  const std::string& out_dir = flags.out_dir;
+  const std::vector<std::string>& images = flags.images;
+  const OverlongPolicy policy = flags.truncate ? OverlongPolicy::kTruncate : OverlongPolicy::kError;
+  const int64_t batch = flags.batch;
+  if (checkpoint.empty() || out_dir.empty()) return ReportUsageError(command, "--checkpoint and --out are required");
+  if (images.empty() && texts_path.empty()) {
+    return ReportUsageError(command, "nothing to encode: pass --images and/or --texts");
   }
-  if (checkpoint.empty() || out_dir.empty()) return Fail(std::string("--checkpoint and --out are required\n") + kUsage, 2);
-  if (images.empty() && texts_path.empty()) return Fail("nothing to encode: pass --images and/or --texts", 2);
 
   auto model = clip::LoadClip(checkpoint);
   if (!model.ok()) return Fail(model.status().message());
@@ -227,20 +211,47 @@ int RunEncode(int argc, char** argv) {
 }  // namespace
 
 int RunClipCommand(int argc, char** argv) {
-  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    std::fputs(kUsage, argc < 2 ? stderr : stdout);
-    return argc < 2 ? 2 : 0;
-  }
-  const std::string sub = argv[1];
+  auto app = MakeCommand("atp clip", "atp clip COMMAND [options]",
+                         "Tokenizes text and encodes images and texts with a CLIP checkpoint.");
+  app->require_subcommand(1);
+  const std::string vocab_help = "the BPE vocabulary (default $ATP_CLIP_VOCAB or ../shared/clip/)";
+  const std::string truncate_help = "keep the first 77 tokens of an over-long text (default: an error)";
+
+  TokenizeFlags tokenize_flags;
+  CLI::App* tokenize = AddSubcommand(
+      app.get(), "tokenize", "print the 77 token ids of each line on stdin",
+      "atp clip tokenize [--vocab V] [--truncate]",
+      "Reads lines on stdin; prints each line's 77 token ids (space separated, zero padded).");
+  tokenize->add_option("--vocab", tokenize_flags.vocab, vocab_help)->type_name("V");
+  tokenize->add_flag("--truncate", tokenize_flags.truncate, truncate_help);
+
+  EncodeFlags encode_flags;
+  CLI::App* encode = AddSubcommand(
+      app.get(), "encode", "write the image and text features of a CLIP checkpoint",
+      "atp clip encode --checkpoint C [--vocab V] [--images X.npy | --images a.jpg b.png ...]\n"
+      "                [--texts T.txt] [--truncate] [--batch-size N] --out DIR",
+      "Writes DIR/image_features.npy and DIR/text_features.npy (float32, unnormalised)\n"
+      "and prints logit_scale. X.npy holds preprocessed pixels [N, 3, R, R]; T.txt one text\n"
+      "per line.");
+  encode->add_option("--checkpoint", encode_flags.checkpoint, "the CLIP checkpoint (required)")->type_name("C");
+  encode->add_option("--vocab", encode_flags.vocab, vocab_help)->type_name("V");
+  encode->add_option("--images", encode_flags.images, "preprocessed pixels (one .npy) or image files")
+      ->type_name("X.npy|FILE ...");
+  encode->add_option("--texts", encode_flags.texts_path, "one text per line")->type_name("T.txt");
+  encode->add_flag("--truncate", encode_flags.truncate, truncate_help);
+  AddIntFlag(encode, "--batch-size", "N",
+             "images or texts per forward pass (default " + std::to_string(encode_flags.batch) + ")",
+             &encode_flags.batch, 1, 1 << 20);
+  encode->add_option("--out", encode_flags.out_dir, "where the .npy files go (required)")->type_name("DIR");
+  if (auto code = ParseCommandLine(app.get(), argc, argv)) return *code;
   try {
-    if (sub == "tokenize") return RunTokenize(argc, argv);
-    if (sub == "encode") return RunEncode(argc, argv);
+    if (tokenize->parsed()) return RunTokenize(tokenize_flags);
+    return RunEncode(*encode, encode_flags);
   } catch (const c10::Error& e) {
     return Fail(e.what_without_backtrace());
   } catch (const std::exception& e) {
     return Fail(e.what());
   }
-  return Fail("unknown subcommand '" + sub + "'\n" + kUsage, 2);
 }
 
 }  // namespace atp

@@ -9,6 +9,7 @@
 
 #include "common/flag_value.h"
 #include "common/progress_bar.h"
+#include "tools/command_line.h"
 #include "worker/data/data_check.h"
 #include "worker/data/dataset.h"
 #include "worker/data/fashion_mnist.h"
@@ -17,88 +18,12 @@
 namespace atp {
 namespace {
 
-constexpr const char* kUsage =
-    "usage:\n"
-    "  atp data check --root R --dataset D [--threads N] [--no-decode]\n"
-    "      validate a dataset: list every missing or undecodable image, split entry outside\n"
-    "      the root and class-count mismatch; exit 1 when anything is wrong\n"
-    "  atp data split --root R --dataset D --shots K --seed S [--classes base|new|all]\n"
-    "                 [--allow-fewer-shots]\n"
-    "      print the few-shot train and val images the official code draws for this seed,\n"
-    "      one per line: split<TAB>path relative to R<TAB>label<TAB>class name\n"
-    "  atp data import-fashion-mnist --out R [--source DIR] [--max-per-class N]\n"
-    "      write Debian's Fashion-MNIST (package dataset-fashion-mnist) into R/fashion_mnist\n";
-
-// --flag value pairs and bare switches; unknown flags are usage errors.
-struct Flags {
-  std::map<std::string, std::string> values;
-  std::map<std::string, bool> switches;
-};
-
-bool ParseFlags(int argc, char** argv, const std::vector<std::string>& valued,
-                const std::vector<std::string>& bare, Flags* flags, std::string* error) {
-  for (int i = 2; i < argc; ++i) {
-    const std::string arg = argv[i];
-    bool matched = false;
-    for (const auto& v : valued) {
-      if (arg == v) {
-        if (i + 1 >= argc) {
-          *error = "option " + arg + " needs a value";
-          return false;
-        }
-        flags->values[v] = argv[++i];
-        matched = true;
-      }
-    }
-    for (const auto& b : bare) {
-      if (arg == b) {
-        flags->switches[b] = true;
-        matched = true;
-      }
-    }
-    if (!matched) {
-      *error = "unknown option '" + arg + "'";
-      return false;
-    }
-  }
-  return true;
-}
-
-bool ParseInt(const std::string& text, int64_t* out) {
-  Result<int64_t> v = ParseIntFlag("", text, std::numeric_limits<int64_t>::min());
-  if (!v.ok()) return false;
-  *out = *v;
-  return true;
-}
-
-int UsageError(const std::string& message) {
-  std::fprintf(stderr, "atp data: %s\n%s", message.c_str(), kUsage);
-  return 2;
-}
-
 int Fail(const Status& status) {
   std::fprintf(stderr, "atp data: %s\n", status.message().c_str());
   return 1;
 }
 
-int RunCheck(int argc, char** argv) {
-  Flags f;
-  std::string err;
-  if (!ParseFlags(argc, argv, {"--root", "--dataset", "--threads"}, {"--no-decode"}, &f, &err)) {
-    return UsageError(err);
-  }
-  if (!f.values.count("--root") || !f.values.count("--dataset")) {
-    return UsageError("check needs --root and --dataset");
-  }
-  data::CheckOptions o;
-  o.root = f.values["--root"];
-  o.dataset = f.values["--dataset"];
-  o.decode = !f.switches.count("--no-decode");
-  if (f.values.count("--threads")) {
-    int64_t t;
-    if (!ParseInt(f.values["--threads"], &t) || t < 0) return UsageError("--threads must be >= 0");
-    o.threads = static_cast<int>(t);
-  }
+int RunCheck(const data::CheckOptions& o) {
   auto report = data::CheckDataset(o);
   if (!report.ok()) return Fail(report.status());
   for (const auto& p : report->problems) std::printf("PROBLEM %s\n", p.c_str());
@@ -111,34 +36,19 @@ int RunCheck(int argc, char** argv) {
   return report->ok() ? 0 : 1;
 }
 
-int RunSplit(int argc, char** argv) {
-  Flags f;
-  std::string err;
-  if (!ParseFlags(argc, argv, {"--root", "--dataset", "--shots", "--seed", "--classes"},
-                  {"--allow-fewer-shots"}, &f, &err)) {
-    return UsageError(err);
-  }
-  for (const char* need : {"--root", "--dataset", "--shots", "--seed"}) {
-    if (!f.values.count(need)) return UsageError(std::string("split needs ") + need);
-  }
-  data::ProtocolOptions o;
-  int64_t shots;
-  if (!ParseInt(f.values["--shots"], &shots) || shots < 1 || shots > 1000000) {
-    return UsageError("--shots must be a positive integer");
-  }
-  o.shots = static_cast<int>(shots);
-  if (!ParseInt(f.values["--seed"], &o.seed)) return UsageError("--seed must be an integer");
-  if (o.seed < 0) {
-    return UsageError("--seed must be >= 0 (the official code does not seed Python's RNG for "
-                      "negative seeds, so its draw cannot be reproduced)");
-  }
-  if (f.values.count("--classes")) {
-    auto subset = data::ParseClassSubset(f.values["--classes"]);
-    if (!subset.ok()) return UsageError(subset.status().message());
+struct SplitFlags {
+  std::string root, dataset, classes;
+  data::ProtocolOptions protocol;
+};
+
+int RunSplit(const CLI::App& command, SplitFlags& f) {
+  data::ProtocolOptions& o = f.protocol;
+  if (!f.classes.empty()) {
+    auto subset = data::ParseClassSubset(f.classes);
+    if (!subset.ok()) return ReportUsageError(command, subset.status().message());
     o.subset = *subset;
   }
-  o.allow_fewer_shots = f.switches.count("--allow-fewer-shots") > 0;
-  auto full = data::ReadDataset(f.values["--root"], f.values["--dataset"]);
+  auto full = data::ReadDataset(f.root, f.dataset);
   if (!full.ok()) return Fail(full.status());
   auto result = data::ApplyProtocol(std::move(full).value(), o);
   if (!result.ok()) return Fail(result.status());
@@ -161,23 +71,7 @@ int RunSplit(int argc, char** argv) {
   return 0;
 }
 
-int RunImport(int argc, char** argv) {
-  Flags f;
-  std::string err;
-  if (!ParseFlags(argc, argv, {"--out", "--source", "--max-per-class"}, {}, &f, &err)) {
-    return UsageError(err);
-  }
-  if (!f.values.count("--out")) return UsageError("import-fashion-mnist needs --out");
-  data::FashionMnistImportOptions o;
-  o.out_root = f.values["--out"];
-  if (f.values.count("--source")) o.source_dir = f.values["--source"];
-  if (f.values.count("--max-per-class")) {
-    int64_t m;
-    if (!ParseInt(f.values["--max-per-class"], &m) || m < 0) {
-      return UsageError("--max-per-class must be >= 0");
-    }
-    o.max_per_class = static_cast<int>(m);
-  }
+int RunImport(data::FashionMnistImportOptions& o) {
   ProgressBarOptions bar_options;
   bar_options.label = "import";
   bar_options.unit = "images";
@@ -199,16 +93,59 @@ int RunImport(int argc, char** argv) {
 }  // namespace
 
 int RunDataCommand(int argc, char** argv) {
-  if (argc < 2) return UsageError("missing subcommand");
-  const std::string sub = argv[1];
-  if (sub == "--help" || sub == "-h" || sub == "help") {
-    std::printf("%s", kUsage);
-    return 0;
+  auto app = MakeCommand("atp data", "atp data COMMAND [options]",
+                         "Checks data roots, prints the official few-shot splits, imports Fashion-MNIST.");
+  app->require_subcommand(1);
+  const std::string root_help = "the data root (one folder per dataset)";
+  const std::string dataset_help = "the dataset's name (e.g. dtd, eurosat, imagenet)";
+
+  data::CheckOptions check_options;
+  bool no_decode = false;
+  CLI::App* check = AddSubcommand(
+      app.get(), "check", "validate a dataset under a data root",
+      "atp data check --root R --dataset D [--threads N] [--no-decode]",
+      "Validates a dataset: lists every missing or undecodable image, split entry outside\n"
+      "the root and class-count mismatch; exits 1 when anything is wrong.");
+  check->add_option("--root", check_options.root, root_help)->type_name("R")->required();
+  check->add_option("--dataset", check_options.dataset, dataset_help)->type_name("D")->required();
+  AddIntFlag(check, "--threads", "N", "decoding threads (default 0: every core)", &check_options.threads, 0,
+             std::numeric_limits<int>::max());
+  check->add_flag("--no-decode", no_decode, "only check that the image files exist");
+
+  SplitFlags split_flags;
+  CLI::App* split = AddSubcommand(
+      app.get(), "split", "print the few-shot images the official code draws for a seed",
+      "atp data split --root R --dataset D --shots K --seed S [--classes base|new|all]\n"
+      "               [--allow-fewer-shots]",
+      "Prints the few-shot train and val images the official code draws for this seed,\n"
+      "one per line: split<TAB>path relative to R<TAB>label<TAB>class name.");
+  split->add_option("--root", split_flags.root, root_help)->type_name("R")->required();
+  split->add_option("--dataset", split_flags.dataset, dataset_help)->type_name("D")->required();
+  AddIntFlag(split, "--shots", "K", "images per class", &split_flags.protocol.shots, 1, 1000000)->required();
+  // Negative seeds are refused: the official code does not seed Python's RNG for them, so its
+  // draw cannot be reproduced.
+  AddIntFlag(split, "--seed", "S", "the seed of the draw (>= 0)", &split_flags.protocol.seed, 0)->required();
+  split->add_option("--classes", split_flags.classes, "which classes (default all)")->type_name("base|new|all");
+  split->add_flag("--allow-fewer-shots", split_flags.protocol.allow_fewer_shots,
+                  "draw what there is from classes with fewer images than asked");
+
+  data::FashionMnistImportOptions import_options;
+  CLI::App* import = AddSubcommand(
+      app.get(), "import-fashion-mnist", "write Debian's Fashion-MNIST into a data root",
+      "atp data import-fashion-mnist --out R [--source DIR] [--max-per-class N]",
+      "Writes Debian's Fashion-MNIST (package dataset-fashion-mnist) into R/fashion_mnist.");
+  import->add_option("--out", import_options.out_root, "the data root to write into")->type_name("R")->required();
+  import->add_option("--source", import_options.source_dir, "where the IDX files are (default: Debian's package)")
+      ->type_name("DIR");
+  AddIntFlag(import, "--max-per-class", "N", "import only the first N images of each class (default all)",
+             &import_options.max_per_class, 0, std::numeric_limits<int>::max());
+  if (auto code = ParseCommandLine(app.get(), argc, argv)) return *code;
+  if (check->parsed()) {
+    check_options.decode = !no_decode;
+    return RunCheck(check_options);
   }
-  if (sub == "check") return RunCheck(argc, argv);
-  if (sub == "split") return RunSplit(argc, argv);
-  if (sub == "import-fashion-mnist") return RunImport(argc, argv);
-  return UsageError("unknown subcommand '" + sub + "'");
+  if (split->parsed()) return RunSplit(*split, split_flags);
+  return RunImport(import_options);
 }
 
 }  // namespace atp

@@ -11,6 +11,7 @@
 
 #include "common/flag_value.h"
 #include "common/progress_bar.h"
+#include "tools/command_line.h"
 #include "worker/pretrain/captions.h"
 #include "worker/pretrain/tiny_clip_report.h"
 #include "worker/pretrain/tiny_clip_trainer.h"
@@ -18,9 +19,7 @@
 namespace atp {
 namespace {
 
-constexpr const char* kUsage =
-    "usage: atp pretrain --data-root DIR --out DIR [--epochs N] [--seed S] [--view V] [--threads T] [--force]\n"
-    "\n"
+constexpr const char* kDescription =
     "Trains the demo's tiny CLIP from scratch on Fashion-MNIST (the train split of\n"
     "DIR/fashion_mnist, as `atp data import-fashion-mnist --out DIR` writes it): learns a BPE\n"
     "vocabulary from the class captions, trains a small ViT CLIP contrastively on image/caption\n"
@@ -30,35 +29,11 @@ constexpr const char* kUsage =
     "                          atp's CLIP loader read it)\n"
     "  tiny_clip_vocab.txt.gz  the BPE merges, in the format of OpenAI's bpe_simple_vocab_16e6\n"
     "  tiny_clip.json          options, losses, zero-shot accuracy (overall and per class), times\n"
-    "When these exist and were made with the same options, nothing is retrained.\n"
-    "\n"
-    "options:\n"
-    "  --data-root DIR   the data root holding fashion_mnist/ (required)\n"
-    "  --out DIR         where the three files go (created if missing; required)\n"
-    "  --epochs N        passes over the train split (default 2)\n"
-    "  --seed S          seeds initialisation, batch order, captions and shifts (default 1)\n"
-    "  --view V          how the pretraining images differ from the dataset's own: plain,\n"
-    "                    faded, negative or red (default plain; docs/pretrain.md)\n"
-    "  --threads T       CPU threads (default: every core of this process's share)\n"
-    "  --force           retrain even when matching outputs exist\n"
-    "  --max-train-per-class N, --max-test-per-class N\n"
-    "                    use only the first N images of each class (quick runs; default all)\n";
-
-int UsageError(const std::string& message) {
-  std::fprintf(stderr, "atp pretrain: %s\n%s", message.c_str(), kUsage);
-  return 2;
-}
+    "When these exist and were made with the same options, nothing is retrained.";
 
 int Fail(const Status& status) {
   std::fprintf(stderr, "atp pretrain: %s\n", status.message().c_str());
   return 1;
-}
-
-bool ParseInt(const std::string& text, int64_t min, int64_t max, int64_t* out) {
-  Result<int64_t> v = ParseIntFlag("", text, min, max);
-  if (!v.ok()) return false;
-  *out = *v;
-  return true;
 }
 
 std::string Duration(double seconds) {
@@ -102,56 +77,35 @@ void PrintReport(const pretrain::TinyClipReport& r) {
 
 int RunPretrainCommand(int argc, char** argv) {
   pretrain::TinyClipOptions options;
-  std::string out_dir;
+  std::string data_root_flag, out_dir;
   bool force = false;
-  const std::vector<std::string> valued = {"--data-root", "--out", "--epochs", "--seed", "--view", "--threads",
-                                           "--max-train-per-class", "--max-test-per-class"};
-  std::map<std::string, std::string> values;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::printf("%s", kUsage);
-      return 0;
-    }
-    if (arg == "--force") {
-      force = true;
-      continue;
-    }
-    bool known = false;
-    for (const auto& v : valued) known = known || arg == v;
-    if (!known) return UsageError("unknown option '" + arg + "'");
-    if (i + 1 >= argc) return UsageError("option " + arg + " needs a value");
-    values[arg] = argv[++i];
-  }
-  if (!values.count("--data-root")) return UsageError("--data-root is required");
-  if (!values.count("--out")) return UsageError("--out is required");
+  auto app = MakeCommand(
+      "atp pretrain",
+      "atp pretrain --data-root DIR --out DIR [--epochs N] [--seed S] [--view V] [--threads T] [--force]",
+      kDescription);
+  app->add_option("--data-root", data_root_flag, "the data root holding fashion_mnist/")->type_name("DIR")->required();
+  app->add_option("--out", out_dir, "where the three files go (created if missing)")->type_name("DIR")->required();
+  AddIntFlag(app.get(), "--epochs", "N", "passes over the train split (default " + std::to_string(options.epochs) + ")",
+             &options.epochs, 1, 1000);
+  AddIntFlag(app.get(), "--seed", "S",
+             "seeds initialisation, batch order, captions and shifts (default " + std::to_string(options.seed) + ")",
+             &options.seed, 0);
+  app->add_option("--view", options.view,
+                  "how the pretraining images differ from the dataset's own: plain,\nfaded, negative or red (default " +
+                      options.view + "; docs/pretrain.md)")
+      ->type_name("V");
+  AddIntFlag(app.get(), "--threads", "T", "CPU threads (default: every core of this process's share)", &options.threads,
+             0, 1024);
+  app->add_flag("--force", force, "retrain even when matching outputs exist");
+  const std::string per_class = "use only the first N images of each class (quick runs; default all)";
+  AddIntFlag(app.get(), "--max-train-per-class", "N", per_class, &options.max_train_per_class, 0, 1000000);
+  AddIntFlag(app.get(), "--max-test-per-class", "N", per_class, &options.max_test_per_class, 0, 1000000);
+  if (auto code = ParseCommandLine(app.get(), argc, argv)) return *code;
   std::error_code ec;
   // The report records the absolute root, so a run from another folder is recognised.
-  options.data_root = std::filesystem::absolute(values["--data-root"], ec).lexically_normal().string();
-  if (ec) options.data_root = values["--data-root"];
-  out_dir = values["--out"];
-  int64_t v = 0;
-  if (values.count("--epochs")) {
-    if (!ParseInt(values["--epochs"], 1, 1000, &v)) return UsageError("--epochs must be an integer in [1, 1000]");
-    options.epochs = static_cast<int>(v);
-  }
-  if (values.count("--seed")) {
-    if (!ParseInt(values["--seed"], 0, INT64_MAX, &v)) return UsageError("--seed must be an integer >= 0");
-    options.seed = static_cast<uint64_t>(v);
-  }
-  if (values.count("--threads")) {
-    if (!ParseInt(values["--threads"], 0, 1024, &v)) return UsageError("--threads must be an integer in [0, 1024]");
-    options.threads = static_cast<int>(v);
-  }
-  for (auto [flag, field] : {std::pair<const char*, int*>{"--max-train-per-class", &options.max_train_per_class},
-                             {"--max-test-per-class", &options.max_test_per_class}}) {
-    if (values.count(flag)) {
-      if (!ParseInt(values[flag], 0, 1000000, &v)) return UsageError(std::string(flag) + " must be an integer >= 0");
-      *field = static_cast<int>(v);
-    }
-  }
-  if (values.count("--view")) options.view = values["--view"];
-  if (Status s = options.Validate(); !s.ok()) return UsageError(s.message());
+  options.data_root = std::filesystem::absolute(data_root_flag, ec).lexically_normal().string();
+  if (ec) options.data_root = data_root_flag;
+  if (Status s = options.Validate(); !s.ok()) return ReportUsageError(*app, s.message());
 
   const std::string split = options.data_root + "/fashion_mnist/split_zhou_FashionMNIST.json";
   if (!std::filesystem::is_regular_file(split, ec)) {
@@ -159,7 +113,7 @@ int RunPretrainCommand(int argc, char** argv) {
                  "atp pretrain: no Fashion-MNIST under %s (%s is missing). Import it first:\n"
                  "  atp data import-fashion-mnist --out %s\n"
                  "(it reads Debian's dataset-fashion-mnist package from /usr/share/datasets/fashion-mnist)\n",
-                 options.data_root.c_str(), split.c_str(), values["--data-root"].c_str());
+                 options.data_root.c_str(), split.c_str(), data_root_flag.c_str());
     return 1;
   }
 

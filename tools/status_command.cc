@@ -14,6 +14,7 @@
 #include "coordinator/paper_tables.h"
 #include "coordinator/status_server.h"
 #include "coordinator/store_reader.h"
+#include "tools/command_line.h"
 
 namespace atp {
 namespace {
@@ -28,26 +29,8 @@ struct CommonFlags {
   std::string http = "127.0.0.1:8765";
 };
 
-Result<CommonFlags> ParseFlags(int argc, char** argv, const char* usage) {
-  CommonFlags f;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    bool has_value = i + 1 < argc;
-    if (arg == "--db" && has_value) {
-      f.db = argv[++i];
-    } else if (arg == "--sweep" && has_value) {
-      ATP_ASSIGN_OR_RETURN(f.sweep, ParseIntFlag("--sweep", argv[++i], 1));
-    } else if (arg == "--http" && has_value) {
-      f.http = argv[++i];
-      ATP_RETURN_IF_ERROR(ParseHostPortFlag("--http", f.http, "127.0.0.1").status());
-    } else if (arg == "--json") {
-      f.json = true;
-    } else {
-      return InvalidArgument("unknown or incomplete option '" + arg + "'\n" + usage);
-    }
-  }
-  if (f.db.empty()) return InvalidArgument(std::string("--db RESULTS.db is required\n") + usage);
-  return f;
+void AddDatabaseFlag(CLI::App* app, CommonFlags* f) {
+  app->add_option("--db", f->db, "the results database (read-only)")->type_name("RESULTS.db")->required();
 }
 
 }  // namespace
@@ -99,12 +82,14 @@ StatusHandler MakeDatabaseStatusHandler(const std::string& db_path) {
 }
 
 int RunStatusCommand(int argc, char** argv) {
-  const char* usage = "usage: atp status --db RESULTS.db [--sweep ID] [--json]";
-  auto flags = ParseFlags(argc, argv, usage);
-  if (!flags.ok()) {
-    std::fprintf(stderr, "atp status: %s\n", flags.status().message().c_str());
-    return 2;
-  }
+  CommonFlags flags_value;
+  CommonFlags* flags = &flags_value;
+  auto app = MakeCommand("atp status", "atp status --db RESULTS.db [--sweep ID] [--json]",
+                         "Summarises a sweep in a results database: jobs per state, failures, progress.");
+  AddDatabaseFlag(app.get(), flags);
+  AddSweepIdFlag(app.get(), &flags->sweep);
+  app->add_flag("--json", flags->json, "print the summary as JSON");
+  if (auto code = ParseCommandLine(app.get(), argc, argv)) return *code;
   auto reader = StoreReader::Open(flags->db);
   if (!reader.ok()) {
     std::fprintf(stderr, "atp status: %s\n", reader.status().message().c_str());
@@ -124,14 +109,16 @@ int RunStatusCommand(int argc, char** argv) {
 }
 
 int RunServeCommand(int argc, char** argv) {
-  const char* usage = "usage: atp serve --db RESULTS.db [--http [HOST:]PORT]   (default 127.0.0.1:8765)";
-  auto flags = ParseFlags(argc, argv, usage);
-  if (!flags.ok()) {
-    std::fprintf(stderr, "atp serve: %s\n", flags.status().message().c_str());
-    return 2;
-  }
+  CommonFlags flags_value;
+  CommonFlags* flags = &flags_value;
+  auto app = MakeCommand("atp serve", "atp serve --db RESULTS.db [--http [HOST:]PORT]",
+                         "Serves a results database's status page and JSON API, read-only.");
+  AddDatabaseFlag(app.get(), flags);
+  AddHostPortFlag(app.get(), "--http", "where to listen (default " + flags->http + "; HOST defaults to 127.0.0.1)",
+                  &flags->http, "127.0.0.1");
+  if (auto code = ParseCommandLine(app.get(), argc, argv)) return *code;
   StatusServerOptions options;
-  auto endpoint = ParseHostPortFlag("--http", flags->http, "127.0.0.1");  // checked in ParseFlags
+  auto endpoint = ParseHostPortFlag("--http", flags->http, "127.0.0.1");  // checked when parsed
   options.host = endpoint->host;
   options.port = endpoint->port;
   auto check = StoreReader::Open(flags->db);

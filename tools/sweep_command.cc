@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <variant>
 
 #include "common/flag_value.h"
 #include "common/in_process_communicator.h"
@@ -22,6 +23,7 @@
 #include "coordinator/store.h"
 #include "coordinator/store_reader.h"
 #include "coordinator/sweep.h"
+#include "tools/command_line.h"
 #include "tools/provenance.h"
 #include "tools/status_command.h"
 #include "worker/worker.h"
@@ -52,29 +54,22 @@ void InstallSignalHandlers() {
   signal(SIGPIPE, SIG_IGN);
 }
 
-const char* kUsage =
-    "usage: atp-sweep SWEEP.toml --db RESULTS.db [options]\n"
-    "       mpirun -np N atp-sweep SWEEP.toml --db RESULTS.db [options]\n"
-    "\n"
+// `atp sweep` and `atp-sweep` are the same command; each names itself as it was called.
+std::string Usage(const std::string& program) {
+  return program + " SWEEP.toml --db RESULTS.db [options]\nmpirun -np N " + program +
+         " SWEEP.toml --db RESULTS.db [options]";
+}
+
+const char* kDescription =
     "Expands the sweep into jobs, records them in the results database and runs what is missing.\n"
     "Rank 0 coordinates; every other rank is a worker. Without mpirun (or with one rank) the jobs\n"
-    "run on this machine through one local worker. Relaunching the same command resumes.\n"
-    "\n"
-    "options:\n"
-    "  --db PATH                 results database (SQLite; keep it on a local disk of rank 0's node)\n"
-    "  --dry-run                 print the expanded jobs and the counts per stage, run nothing\n"
-    "  --jobs-dir DIR            job working directories (default: <db>.jobs/ beside the database)\n"
-    "  --log tty|plain|quiet|jsonl   progress display (default: tty on a terminal, plain otherwise)\n"
-    "  --progress-interval S     seconds between plain/jsonl status lines (default 30)\n"
-    "  --http [HOST:]PORT        serve status JSON and an HTML page (read-only; HOST defaults to 127.0.0.1)\n"
-    "  --heartbeat-timeout S     a worker rank silent this long is lost (default 60)\n"
-    "  --heartbeat-interval S    how often workers report (default 2)\n"
-    "  --retry-failed            give failed and blocked jobs of this sweep a new set of attempts\n"
-    "\n"
+    "run on this machine through one local worker. Relaunching the same command resumes.";
+
+const char* kNotes =
     "stopping: SIGTERM, SIGINT, SIGUSR1 or SIGUSR2 checkpoints the running jobs and exits 3; under\n"
     "mpirun send SIGUSR1 to mpirun (it forwards it to every rank; a SIGTERM to mpirun kills the ranks)\n"
     "\n"
-    "exit codes: 0 all jobs done, 1 some failed or blocked, 2 bad input, 3 interrupted (relaunch to resume)\n";
+    "exit codes: 0 all jobs done, 1 some failed or blocked, 2 bad input, 3 interrupted (relaunch to resume)";
 
 struct Options {
   std::string sweep_path;
@@ -85,57 +80,58 @@ struct Options {
   bool dry_run = false;
   bool retry_failed = false;
   double progress_interval = 30;
-  double heartbeat_timeout = 60;
-  double heartbeat_interval = 2;
+  double heartbeat_timeout = CoordinatorOptions{}.heartbeat_timeout_s;
+  double heartbeat_interval = WorkerOptions{}.heartbeat_interval_s;
 };
 
-Result<double> ParseSeconds(const std::string& flag, const char* text) {
-  return ParseNumberFlag(flag, text, 0, /*minimum_allowed=*/false);
+std::string FormatSeconds(double seconds) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", seconds);
+  return text;
 }
 
-Result<Options> ParseOptions(int argc, char** argv) {
+// The options, or the exit code when the command ends here (--help, a usage error).
+std::variant<Options, int> ParseOptions(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto value = [&](const std::string& flag) -> Result<const char*> {
-      if (i + 1 >= argc) return InvalidArgument(flag + " needs a value");
-      return static_cast<const char*>(argv[++i]);
-    };
-    if (arg == "--help" || arg == "-h") return Cancelled(kUsage);
-    if (arg == "--dry-run") { o.dry_run = true; continue; }
-    if (arg == "--retry-failed") { o.retry_failed = true; continue; }
-    if (arg == "--db") { ATP_ASSIGN_OR_RETURN(const char* v, value(arg)); o.db_path = v; continue; }
-    if (arg == "--jobs-dir") { ATP_ASSIGN_OR_RETURN(const char* v, value(arg)); o.jobs_dir = v; continue; }
-    if (arg == "--log") { ATP_ASSIGN_OR_RETURN(const char* v, value(arg)); o.log_mode = v; continue; }
-    if (arg == "--http") {
-      ATP_ASSIGN_OR_RETURN(const char* v, value(arg));
-      ATP_RETURN_IF_ERROR(ParseHostPortFlag(arg, v, "127.0.0.1").status());  // refused before anything starts
-      o.http = v;
-      continue;
-    }
-    if (arg == "--progress-interval") {
-      ATP_ASSIGN_OR_RETURN(const char* v, value(arg));
-      ATP_ASSIGN_OR_RETURN(o.progress_interval, ParseSeconds(arg, v));
-      continue;
-    }
-    if (arg == "--heartbeat-timeout") {
-      ATP_ASSIGN_OR_RETURN(const char* v, value(arg));
-      ATP_ASSIGN_OR_RETURN(o.heartbeat_timeout, ParseSeconds(arg, v));
-      continue;
-    }
-    if (arg == "--heartbeat-interval") {
-      ATP_ASSIGN_OR_RETURN(const char* v, value(arg));
-      ATP_ASSIGN_OR_RETURN(o.heartbeat_interval, ParseSeconds(arg, v));
-      continue;
-    }
-    if (!arg.empty() && arg[0] == '-') return InvalidArgument("unknown option " + arg + "\n\n" + kUsage);
-    if (!o.sweep_path.empty()) return InvalidArgument("more than one sweep file given: " + o.sweep_path + ", " + arg);
-    o.sweep_path = arg;
-  }
-  if (o.sweep_path.empty()) return InvalidArgument(std::string("no sweep file given\n\n") + kUsage);
-  if (!o.dry_run && o.db_path.empty()) return InvalidArgument("--db RESULTS.db is required (or use --dry-run)");
+  const std::string program = argc > 0 && std::string(argv[0]) == "sweep" ? "atp sweep" : "atp-sweep";
+  auto app = MakeCommand(program, Usage(program), kDescription);
+  app->footer(kNotes);
+  app->add_option("SWEEP.toml", o.sweep_path, "the sweep file")->required();
+  app->add_option("--db", o.db_path, "results database (SQLite; keep it on a local disk of rank 0's node)")
+      ->type_name("PATH");
+  app->add_flag("--dry-run", o.dry_run, "print the expanded jobs and the counts per stage, run nothing");
+  app->add_option("--jobs-dir", o.jobs_dir, "job working directories (default: <db>.jobs/ beside the database)")
+      ->type_name("DIR");
+  app->add_option("--log", o.log_mode, "progress display (default: tty on a terminal, plain otherwise)")
+      ->type_name("tty|plain|quiet|jsonl");
+  AddNumberFlag(app.get(), "--progress-interval", "S",
+                "seconds between plain/jsonl status lines (default " + FormatSeconds(o.progress_interval) + ")",
+                &o.progress_interval, 0, /*minimum_allowed=*/false);
+  AddHostPortFlag(app.get(), "--http",
+                  "serve status JSON and an HTML page (read-only; HOST defaults to 127.0.0.1)", &o.http, "127.0.0.1");
+  AddNumberFlag(app.get(), "--heartbeat-timeout", "S",
+                "a worker rank silent this long is lost (default " + FormatSeconds(o.heartbeat_timeout) + ")",
+                &o.heartbeat_timeout, 0, /*minimum_allowed=*/false);
+  AddNumberFlag(app.get(), "--heartbeat-interval", "S",
+                "how often workers report (default " + FormatSeconds(o.heartbeat_interval) + ")",
+                &o.heartbeat_interval, 0, /*minimum_allowed=*/false);
+  app->add_flag("--retry-failed", o.retry_failed, "give failed and blocked jobs of this sweep a new set of attempts");
+  if (auto code = ParseCommandLine(app.get(), argc, argv)) return *code;
+  if (!o.dry_run && o.db_path.empty()) return ReportUsageError(*app, "--db RESULTS.db is required (or use --dry-run)");
   if (o.jobs_dir.empty() && !o.db_path.empty()) o.jobs_dir = o.db_path + ".jobs";
   return o;
+}
+
+// This process's rank among the ranks of its node, as the launcher numbers them (mpirun, or
+// srun): the GPU slot of the jobs of this worker. 0 when started alone.
+int NodeLocalRank() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"}) {
+    const char* value = std::getenv(name);
+    if (!value) continue;
+    Result<int64_t> rank = ParseIntFlag(name, value, 0, 1 << 20);
+    if (rank.ok()) return static_cast<int>(*rank);
+  }
+  return 0;
 }
 
 std::string SelfExecutable() {
@@ -146,7 +142,7 @@ std::string SelfExecutable() {
 
 // Rank 0 when the sweep cannot start: release the workers before reporting the error.
 void ReleaseWorkers(Communicator* comm) {
-  std::string bytes = EncodeMessage(Message{MessageType::kShutdown, Json::object()});
+  std::string bytes = EncodeMessage(ShutdownMessage{});
   for (int rank = 1; rank < comm->size(); ++rank) (void)comm->Send(rank, kProtocolTag, bytes);
 }
 
@@ -208,12 +204,9 @@ int RunCoordinator(const Options& options, Communicator* comm, int argc, char** 
 }  // namespace
 
 int RunSweepCommand(int argc, char** argv) {
-  auto options = ParseOptions(argc, argv);
-  if (!options.ok()) {
-    bool help = options.status().code() == StatusCode::kCancelled;
-    std::fprintf(help ? stdout : stderr, "%s%s\n", help ? "" : "atp-sweep: ", options.status().message().c_str());
-    return help ? 0 : 2;
-  }
+  auto parsed = ParseOptions(argc, argv);
+  if (auto* code = std::get_if<int>(&parsed)) return *code;
+  Options* options = &std::get<Options>(parsed);
   if (options->dry_run) {
     // Under mpirun only the first rank prints.
     const char* rank = std::getenv("OMPI_COMM_WORLD_RANK");
@@ -231,6 +224,7 @@ int RunSweepCommand(int argc, char** argv) {
   WorkerOptions worker_options;
   worker_options.executor_binary = SelfExecutable();
   worker_options.heartbeat_interval_s = options->heartbeat_interval;
+  worker_options.device_slot = NodeLocalRank();
 
   std::unique_ptr<MpiScope> mpi;
   std::unique_ptr<Communicator> world;

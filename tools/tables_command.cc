@@ -4,24 +4,15 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <variant>
 
 #include "common/atomic_file.h"
-#include "common/flag_value.h"
 #include "coordinator/paper_tables.h"
 #include "coordinator/store_reader.h"
+#include "tools/command_line.h"
 
 namespace atp {
 namespace {
-
-std::string Usage() {
-  std::string names;
-  for (const auto& n : PaperTableNames()) names += (names.empty() ? "" : ", ") + n;
-  return "usage: atp tables --db RESULTS.db --table NAME [--sweep ID] [--where KEY=VALUE ...]\n"
-         "                  [--format md|latex|csv] [--paper] [--svg FILE]\n"
-         "  NAME: " + names + "\n"
-         "  --paper: the published figure and our difference beside each cell.\n"
-         "  --svg FILE: also write the soft-token-length plot.";
-}
 
 struct Flags {
   std::string db, format = "md", svg;
@@ -29,51 +20,40 @@ struct Flags {
   TableOptions table;
 };
 
-Result<Flags> ParseFlags(int argc, char** argv) {
+// The flags, or the exit code when the command ends here (--help, a usage error).
+std::variant<Flags, int> ParseFlags(int argc, char** argv) {
   Flags f;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    const bool has_value = i + 1 < argc;
-    if (arg == "--db" && has_value) {
-      f.db = argv[++i];
-    } else if (arg == "--table" && has_value) {
-      f.table.name = argv[++i];
-    } else if (arg == "--sweep" && has_value) {
-      Result<int64_t> id = ParseIntFlag("--sweep", argv[++i], 1);
-      if (!id.ok()) return InvalidArgument(id.status().message() + " (a sweep id; see `atp status`)");
-      f.table.sweep_id = *id;
-    } else if (arg == "--where" && has_value) {
-      ATP_ASSIGN_OR_RETURN(ResultFilter filter, ParseResultFilter(argv[++i]));
-      f.table.filters.push_back(filter);
-    } else if (arg == "--format" && has_value) {
-      f.format = argv[++i];
-      if (f.format != "md" && f.format != "latex" && f.format != "csv")
-        return InvalidArgument("unknown format '" + f.format + "': use md, latex or csv");
-    } else if (arg == "--paper") {
-      f.paper = true;
-    } else if (arg == "--svg" && has_value) {
-      f.svg = argv[++i];
-    } else {
-      return InvalidArgument("unknown or incomplete option '" + arg + "'");
-    }
-  }
-  if (f.db.empty()) return InvalidArgument("--db RESULTS.db is required");
-  if (f.table.name.empty()) return InvalidArgument("--table NAME is required");
+  std::string names;
+  for (const auto& n : PaperTableNames()) names += (names.empty() ? "" : ", ") + n;
+  auto app = MakeCommand("atp tables",
+                         "atp tables --db RESULTS.db --table NAME [--sweep ID] [--where KEY=VALUE ...]\n"
+                         "           [--format md|latex|csv] [--paper] [--svg FILE]",
+                         "Regenerates one of the paper's tables (or Figure 5) from a results database.");
+  app->footer("NAME: " + names);
+  app->add_option("--db", f.db, "the results database (read-only)")->type_name("RESULTS.db")->required();
+  app->add_option("--table", f.table.name, "which table")->type_name("NAME")->required();
+  AddSweepIdFlag(app.get(), &f.table.sweep_id);
+  AddRepeatableFlag(app.get(), "--where", "KEY=VALUE", "keep jobs whose KEY has this VALUE (repeatable)",
+                    [&f](const std::string& text) {
+                      Result<ResultFilter> filter = ParseResultFilter(text);
+                      if (!filter.ok()) throw CLI::ValidationError(filter.status().message());
+                      f.table.filters.push_back(*filter);
+                    });
+  app->add_option("--format", f.format, "output format (default md)")
+      ->type_name("md|latex|csv")
+      ->check(CLI::IsMember({"md", "latex", "csv"}));
+  app->add_flag("--paper", f.paper, "the published figure and our difference beside each cell");
+  app->add_option("--svg", f.svg, "also write the soft-token-length plot")->type_name("FILE");
+  if (auto code = ParseCommandLine(app.get(), argc, argv)) return *code;
   return f;
 }
 
 }  // namespace
 
 int RunTablesCommand(int argc, char** argv) {
-  if (argc == 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
-    std::printf("%s\n", Usage().c_str());
-    return 0;
-  }
-  auto flags = ParseFlags(argc, argv);
-  if (!flags.ok()) {
-    std::fprintf(stderr, "atp tables: %s\n%s\n", flags.status().message().c_str(), Usage().c_str());
-    return 2;
-  }
+  auto parsed = ParseFlags(argc, argv);
+  if (auto* code = std::get_if<int>(&parsed)) return *code;
+  Flags* flags = &std::get<Flags>(parsed);
   auto reader = StoreReader::Open(flags->db);
   if (!reader.ok()) {
     std::fprintf(stderr, "atp tables: %s\n", reader.status().message().c_str());

@@ -18,9 +18,10 @@
 #include "common/job_spec.h"
 #include "common/method_catalog.h"
 #include "common/toml_json.h"
+#include "tools/command_line.h"
 #include "worker/job_context.h"
-#include "worker/job_failure.h"
 #include "worker/method_registry.h"
+#include "worker/run_method.h"
 #include "worker/prompt/prompt_methods.h"
 
 namespace atp {
@@ -29,10 +30,11 @@ namespace {
 std::atomic<bool> g_stop{false};
 void OnSignal(int) { g_stop = true; }
 
-const char* kTrainUsage =
-    "usage: atp train JOB.toml [--set KEY=VALUE ...] [--workdir DIR] [--out METRICS.json] [--fresh]\n"
-    "       atp eval  JOB.toml [--checkpoint FILE] [--set KEY=VALUE ...] [--workdir DIR] [--out METRICS.json]\n"
-    "\n"
+const char* kTrainUsage = "atp train JOB.toml [--set KEY=VALUE ...] [--workdir DIR] [--out METRICS.json] [--fresh]";
+const char* kEvalUsage =
+    "atp eval JOB.toml [--checkpoint FILE] [--set KEY=VALUE ...] [--workdir DIR] [--out METRICS.json]";
+
+const char* kTrainDescription =
     "Runs one job of a prompt method on this machine. JOB.toml names the method and its\n"
     "parameters, the same ones a sweep takes (`atp-sweep --help`, docs/methods.md):\n"
     "\n"
@@ -40,14 +42,7 @@ const char* kTrainUsage =
     "    [params]\n"
     "    dataset = \"fashion_mnist\"\n"
     "    atprompt = true\n"
-    "    backbone = \"runs/tiny_clip/tiny_clip.pt\"\n"
-    "\n"
-    "  --set KEY=VALUE   override a parameter (VALUE as in TOML: 2, 0.5, true, \"text\", [\"a\", \"b\"])\n"
-    "  --workdir DIR     job directory: checkpoints, metrics (default runs/jobs/<method>-<key>)\n"
-    "  --out FILE        where the metrics JSON goes (default <workdir>/metrics.json)\n"
-    "  --fresh           ignore a checkpoint left in the job directory (default: resume from it)\n"
-    "  --checkpoint FILE (eval) the prompt checkpoint to evaluate: atp's checkpoint.pth or a\n"
-    "                    published model.pth.tar-N\n";
+    "    backbone = \"runs/tiny_clip/tiny_clip.pt\"";
 
 // KEY=VALUE with VALUE parsed as a TOML value; a bare word is a string.
 Result<std::pair<std::string, Json>> ParseSetting(const std::string& text) {
@@ -126,38 +121,32 @@ Status CheckOutPath(const std::string& out_path) {
 }
 
 int Run(int argc, char** argv, bool eval) {
-  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
-    std::fputs(kTrainUsage, argc < 2 ? stderr : stdout);
-    return argc < 2 ? 2 : 0;
-  }
-  std::string job_path = argv[1];
-  std::string workdir, out_path, checkpoint;
+  std::string job_path, workdir, out_path, checkpoint;
   bool fresh = false;
   std::vector<std::pair<std::string, Json>> settings;
-  for (int i = 2; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
-    const char* value = nullptr;
-    if (arg == "--set" && (value = next())) {
-      auto setting = ParseSetting(value);
-      if (!setting.ok()) {
-        std::fprintf(stderr, "atp %s: %s\n", argv[0], setting.status().message().c_str());
-        return 2;
-      }
-      settings.push_back(*setting);
-    } else if (arg == "--workdir" && (value = next())) {
-      workdir = value;
-    } else if (arg == "--out" && (value = next())) {
-      out_path = value;
-    } else if (arg == "--checkpoint" && eval && (value = next())) {
-      checkpoint = value;
-    } else if (arg == "--fresh") {
-      fresh = true;
-    } else {
-      std::fprintf(stderr, "atp %s: unknown or incomplete option '%s'\n\n%s", argv[0], arg.c_str(), kTrainUsage);
-      return 2;
-    }
+  auto app = MakeCommand(eval ? "atp eval" : "atp train", eval ? kEvalUsage : kTrainUsage,
+                         std::string(eval ? "Evaluates a trained prompt checkpoint (--checkpoint) with the job's method.\n"
+                                          : "") +
+                             kTrainDescription);
+  app->add_option("JOB.toml", job_path, "the job file")->required();
+  AddRepeatableFlag(app.get(), "--set", "KEY=VALUE",
+                    "override a parameter (VALUE as in TOML: 2, 0.5, true, \"text\", [\"a\", \"b\"]; repeatable)",
+                    [&settings](const std::string& text) {
+                      auto setting = ParseSetting(text);
+                      if (!setting.ok()) throw CLI::ValidationError(setting.status().message());
+                      settings.push_back(*setting);
+                    });
+  app->add_option("--workdir", workdir, "job directory: checkpoints, metrics (default runs/jobs/<method>-<key>)")
+      ->type_name("DIR");
+  app->add_option("--out", out_path, "where the metrics JSON goes (default <workdir>/metrics.json)")
+      ->type_name("FILE");
+  if (eval) {
+    app->add_option("--checkpoint", checkpoint,
+                    "the prompt checkpoint to evaluate: atp's checkpoint.pth or a\npublished model.pth.tar-N")
+        ->type_name("FILE");
   }
+  app->add_flag("--fresh", fresh, "ignore a checkpoint left in the job directory (default: resume from it)");
+  if (auto code = ParseCommandLine(app.get(), argc, argv)) return *code;
 
   auto job = ReadJobFile(job_path);
   if (!job.ok()) {
@@ -218,22 +207,19 @@ int Run(int argc, char** argv, bool eval) {
   std::fprintf(stderr, "atp %s: %s job %s in %s\n", argv[0], job->method.c_str(), key.substr(0, 12).c_str(),
                workdir.c_str());
   Json report = {{"job", key}, {"method", job->method}, {"params", spec.params}};
+  // Exceptions become the outcome exactly as they do for a sweep's jobs (worker/run_method.h).
+  const FinishedMessage outcome = RunMethodCatching(method, job->method, context);
+  report["ok"] = outcome.ok;
   int code = 0;
-  try {
-    MethodResult result = (*method)(context);
-    report["ok"] = true;
-    report["metrics"] = result.metrics;
-    report["outputs"] = result.outputs;
-  } catch (const JobFailure& e) {
-    report["ok"] = false;
-    report["failure_class"] = FailureClassName(e.failure_class());
-    report["message"] = e.what();
-    code = e.failure_class() == FailureClass::kPreempted ? 3 : e.failure_class() == FailureClass::kUserError ? 2 : 1;
-  } catch (const std::exception& e) {
-    report["ok"] = false;
-    report["failure_class"] = "error";
-    report["message"] = e.what();
-    code = 1;
+  if (outcome.ok) {
+    report["metrics"] = outcome.metrics;
+    report["outputs"] = outcome.outputs;
+  } else {
+    report["failure_class"] = FailureClassName(outcome.failure_class);
+    report["message"] = outcome.message;
+    code = outcome.failure_class == FailureClass::kPreempted  ? 3
+           : outcome.failure_class == FailureClass::kUserError ? 2
+                                                                : 1;
   }
   Status written = WriteFileAtomically(out_path, report.dump(2) + "\n");
   if (!written.ok()) {

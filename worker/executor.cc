@@ -22,8 +22,8 @@
 #include "common/failure.h"
 #include "worker/frame_channel.h"
 #include "worker/job_context.h"
-#include "worker/job_failure.h"
 #include "worker/method_registry.h"
+#include "worker/run_method.h"
 
 namespace atp {
 namespace {
@@ -37,18 +37,6 @@ struct Inbox {
   bool closed = false;
 };
 
-bool LooksLikeOutOfMemory(const std::string& message) {
-  for (const char* needle : {"out of memory", "CUDA out of memory", "std::bad_alloc", "Cannot allocate memory"}) {
-    if (message.find(needle) != std::string::npos) return true;
-  }
-  return false;
-}
-
-bool LooksLikeNoSpaceLeft(const std::string& message) {
-  return message.find(std::strerror(ENOSPC)) != std::string::npos ||  // "No space left on device"
-         message.find(std::strerror(EDQUOT)) != std::string::npos;    // "Disk quota exceeded"
-}
-
 // Sends the job's output to its own log file in its working directory (appending, so that a
 // resumed attempt keeps the earlier attempt's lines).
 void RedirectOutput(const std::string& log_path) {
@@ -61,19 +49,21 @@ void RedirectOutput(const std::string& log_path) {
   ::close(fd);
 }
 
-Json RunOneJob(const Json& request, FrameChannel& channel, Inbox& inbox, std::atomic<bool>& stop_flag) {
-  auto spec = JobSpec::FromJson(request.at("spec"));
-  if (!spec.ok()) return Json{{"ok", false}, {"failure_class", "user_error"}, {"message", spec.status().message()}};
+FinishedMessage RunOneJob(const Json& request, FrameChannel& channel, Inbox& inbox, std::atomic<bool>& stop_flag) {
+  auto spec = JobSpec::FromJson(request.value("spec", Json()));
+  if (!spec.ok()) return FinishedMessage::Failure(FailureClass::kUserError, spec.status().message());
   const std::string workdir = request.value("workdir", ".");
   std::error_code ec;
   std::filesystem::create_directories(workdir, ec);
   if (ec == std::errc::no_space_on_device) {
-    return Json{{"ok", false}, {"failure_class", "error"}, {"no_space_left", true},
-                {"message", "cannot create job directory " + workdir + ": " + ec.message()}};
+    FinishedMessage full =
+        FinishedMessage::Failure(FailureClass::kError, "cannot create job directory " + workdir + ": " + ec.message());
+    full.no_space_left = true;
+    return full;
   }
   if (ec) {
-    return Json{{"ok", false}, {"failure_class", "user_error"},
-                {"message", "cannot create job directory " + workdir + ": " + ec.message()}};
+    return FinishedMessage::Failure(FailureClass::kUserError,
+                                    "cannot create job directory " + workdir + ": " + ec.message());
   }
   const int attempt = request.value("attempt", 1);
   // The log is named and headed by the attempt's number in the database, which also counts
@@ -98,42 +88,13 @@ Json RunOneJob(const Json& request, FrameChannel& channel, Inbox& inbox, std::at
     return Status::Ok();
   };
   JobContext context(*spec, attempt, request.value("upstream", Json::array()), workdir, request.value("resume", ""),
-                     request.value("group_rank", 0), request.value("group_size", 1), link, &stop_flag);
+                     request.value("group_rank", 0), request.value("group_size", 1), link, &stop_flag,
+                     request.value("device_slot", 0));
 
-  Json outcome = {{"ok", false}, {"artifacts", Json::array({Json::array({"log", log_path})})}};
-  const MethodFunction* method = FindMethodFunction(spec->method);
-  try {
-    if (!method) throw JobFailure(FailureClass::kUserError, "method '" + spec->method + "' is not built into this atp");
-    MethodResult result = (*method)(context);
-    outcome["ok"] = true;
-    outcome["metrics"] = result.metrics;
-    outcome["outputs"] = result.outputs;
-  } catch (const UnusableCheckpoint& e) {
-    outcome["failure_class"] = FailureClassName(e.failure_class());
-    outcome["message"] = e.what();
-    outcome["discard_checkpoint"] = true;
-  } catch (const JobFailure& e) {
-    outcome["failure_class"] = FailureClassName(e.failure_class());
-    outcome["message"] = e.what();
-  } catch (const std::bad_alloc&) {
-    outcome["failure_class"] = "oom";
-    outcome["message"] = "out of memory (std::bad_alloc)";
-  } catch (const std::exception& e) {
-    outcome["failure_class"] = LooksLikeOutOfMemory(e.what()) ? "oom" : "error";
-    outcome["message"] = e.what();
-  } catch (...) {
-    outcome["failure_class"] = "error";
-    outcome["message"] = "unknown exception";
-  }
-  // A full disk is no fault of the job: the coordinator stops the run instead of spending
-  // every job's retries on it (see Coordinator::EndAttempt).
-  if (!outcome["ok"].get<bool>() && LooksLikeNoSpaceLeft(outcome.value("message", ""))) {
-    outcome["no_space_left"] = true;
-    outcome["failure_class"] = "error";
-  }
-  if (!outcome["ok"].get<bool>()) {
-    std::fprintf(stderr, "[atp] failed (%s): %s\n", outcome["failure_class"].get<std::string>().c_str(),
-                 outcome["message"].get<std::string>().c_str());
+  FinishedMessage outcome = RunMethodCatching(FindMethodFunction(spec->method), spec->method, context);
+  outcome.artifacts.emplace_back("log", log_path);
+  if (!outcome.ok) {
+    std::fprintf(stderr, "[atp] failed (%s): %s\n", FailureClassName(outcome.failure_class), outcome.message.c_str());
   }
   std::fflush(stdout);
   std::fflush(stderr);
@@ -195,7 +156,7 @@ int MaybeRunExecutor(int argc, char** argv) {
       inbox.runs.pop_front();
     }
     // stop_flag is never cleared: a stopped (preempted) executor is retired by its worker.
-    Json outcome = RunOneJob(request, channel, inbox, stop_flag);
+    Json outcome = EncodeBody(RunOneJob(request, channel, inbox, stop_flag));
     outcome["event"] = "finished";
     if (!channel.Send(outcome).ok()) break;
   }

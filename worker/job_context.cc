@@ -3,7 +3,8 @@
 namespace atp {
 
 JobContext::JobContext(JobSpec spec, int attempt, Json upstream, std::string workdir, std::string resume_checkpoint,
-                       int group_rank, int group_size, Channel channel, const std::atomic<bool>* stop_flag)
+                       int group_rank, int group_size, Channel channel, const std::atomic<bool>* stop_flag,
+                       int device_slot)
     : spec_(std::move(spec)),
       attempt_(attempt),
       upstream_(std::move(upstream)),
@@ -11,6 +12,7 @@ JobContext::JobContext(JobSpec spec, int attempt, Json upstream, std::string wor
       resume_checkpoint_(std::move(resume_checkpoint)),
       group_rank_(group_rank),
       group_size_(group_size),
+      device_slot_(device_slot),
       channel_(std::move(channel)),
       stop_flag_(stop_flag) {}
 

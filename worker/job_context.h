@@ -32,8 +32,11 @@ class JobContext {
     std::function<Status(std::vector<double>* data)> allreduce;
   };
 
+  // `device_slot`: which GPU of the node the job uses, when it uses one (its worker's
+  // WorkerOptions::device_slot; 0 for a job run alone by `atp train`).
   JobContext(JobSpec spec, int attempt, Json upstream, std::string workdir, std::string resume_checkpoint,
-             int group_rank, int group_size, Channel channel, const std::atomic<bool>* stop_flag);
+             int group_rank, int group_size, Channel channel, const std::atomic<bool>* stop_flag,
+             int device_slot = 0);
 
   const JobSpec& spec() const { return spec_; }
   const Json& params() const { return spec_.params; }
@@ -45,6 +48,9 @@ class JobContext {
   int group_rank() const { return group_rank_; }
   int group_size() const { return group_size_; }
   bool is_leader() const { return group_rank_ == 0; }
+  // The GPU this job uses, modulo the GPUs it sees: its worker says which (methods never read
+  // the launcher's environment), so the ranks of one node get distinct GPUs.
+  int device_slot() const { return device_slot_; }
 
   // Progress feeds the watchdog: a job that reports nothing for hang_timeout_s is killed.
   void ReportProgress(int64_t step, int64_t total);
@@ -66,6 +72,7 @@ class JobContext {
   std::string resume_checkpoint_;
   int group_rank_;
   int group_size_;
+  int device_slot_;
   Channel channel_;
   const std::atomic<bool>* stop_flag_;
 };

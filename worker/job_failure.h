@@ -1,7 +1,7 @@
 // JobFailure: the exception a method throws to fail its job with a specific failure class
-// (diverged, user error, preempted, ...). The executor catches every exception in one place
-// and turns it into the attempt's outcome; anything else becomes class "error" (or "oom"
-// for std::bad_alloc and out-of-memory messages).
+// (diverged, user error, preempted, ...). RunMethodCatching (worker/run_method.h) catches
+// every exception in one place and turns it into the attempt's outcome; anything else becomes
+// class "error" (or "oom" for std::bad_alloc and out-of-memory messages).
 #pragma once
 
 #include <stdexcept>

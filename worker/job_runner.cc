@@ -11,6 +11,7 @@
 #include <fstream>
 #include <thread>
 
+#include "common/messages.h"
 #include "worker/executor.h"
 
 namespace atp {
@@ -95,7 +96,8 @@ Status JobRunner::Start(const JobRequest& request, GroupCommunicator* group, int
               {"workdir", request.workdir},
               {"resume", request.resume},
               {"group_rank", group_rank},
-              {"group_size", group_size}};
+              {"group_size", group_size},
+              {"device_slot", request.device_slot}};
   running_ = Running{request, group, clock_->Now(), false};
   // A failed send means the executor died just now; Poll() then reports the attempt from its
   // wait status, so the failure is recorded rather than lost.
@@ -103,8 +105,10 @@ Status JobRunner::Start(const JobRequest& request, GroupCommunicator* group, int
   return Status::Ok();
 }
 
-Json JobRunner::Failure(const std::string& failure_class, const std::string& message) const {
-  return Json{{"event", "finished"}, {"ok", false}, {"failure_class", failure_class}, {"message", message}};
+Json JobRunner::Failure(FailureClass failure_class, const std::string& message) const {
+  Json event = EncodeBody(FinishedMessage::Failure(failure_class, message));
+  event["event"] = "finished";
+  return event;
 }
 
 Json JobRunner::ReapDeadExecutor(const std::string& context) {
@@ -125,7 +129,7 @@ Json JobRunner::ReapDeadExecutor(const std::string& context) {
   socket_fd_ = -1;
   pid_ = -1;
   std::string message;
-  std::string failure_class = "crash";
+  FailureClass failure_class = FailureClass::kCrash;
   if (waited > 0 && WIFSIGNALED(status)) {
     int sig = WTERMSIG(status);
     message = "job process killed by " + SignalDescription(sig);
@@ -134,7 +138,7 @@ Json JobRunner::ReapDeadExecutor(const std::string& context) {
       // scheduler). The kernel counts its kills; only a count that went up says "oom".
       const int64_t now = oom_kills_ ? oom_kills_() : -1;
       if (oom_kills_at_start_ >= 0 && now > oom_kills_at_start_) {
-        failure_class = "oom";
+        failure_class = FailureClass::kOutOfMemory;
         message += "; the kernel's out-of-memory killer ended a process meanwhile (oom_kill count " +
                    std::to_string(oom_kills_at_start_) + " -> " + std::to_string(now) + ")";
       } else if (oom_kills_at_start_ >= 0) {
@@ -158,7 +162,7 @@ Result<std::vector<Json>> JobRunner::Poll(double timeout_s) {
   std::vector<Json> events;
   if (!running_) return events;
   if (!channel_) {  // the executor could not be reached when the job was sent
-    events.push_back(Failure("crash", "job process was not running"));
+    events.push_back(Failure(FailureClass::kCrash, "job process was not running"));
     running_.reset();
     return events;
   }
@@ -188,7 +192,8 @@ Result<std::vector<Json>> JobRunner::Poll(double timeout_s) {
     if (kind == "finished") {
       // An executor that was asked to stop keeps its stop flag: never reuse it, even when the
       // job finished before it saw the request.
-      bool preempted = event.value("failure_class", "") == "preempted" || running_->stop_requested;
+      bool preempted = event.value("failure_class", "") == FailureClassName(FailureClass::kPreempted) ||
+                       running_->stop_requested;
       running_.reset();
       events.push_back(std::move(event));
       if (preempted) KillExecutor();  // a stopped executor is not reused
@@ -202,7 +207,7 @@ Result<std::vector<Json>> JobRunner::Poll(double timeout_s) {
     killed_by_us_ = true;
     ::kill(-pid_, SIGKILL);
     ReapDeadExecutor("");
-    events.push_back(Failure("hung", "no progress for " + std::to_string(static_cast<int>(silent)) +
+    events.push_back(Failure(FailureClass::kHung, "no progress for " + std::to_string(static_cast<int>(silent)) +
                                          " s (hang timeout " +
                                          std::to_string(static_cast<int>(running_->request.hang_timeout_s)) +
                                          " s): killed"));

@@ -17,6 +17,7 @@
 
 #include "common/clock.h"
 #include "common/communicator.h"
+#include "common/job_spec.h"
 #include "common/json.h"
 #include "common/status.h"
 #include "worker/frame_channel.h"
@@ -32,7 +33,8 @@ struct JobRequest {
   Json upstream = Json::array();
   std::string workdir;
   std::string resume;           // checkpoint to resume from, "" for a fresh start
-  double hang_timeout_s = 300;
+  double hang_timeout_s = kDefaultHangTimeoutSeconds;  // the spec's: no progress this long is a hang
+  int device_slot = 0;          // which GPU of the node the job uses (WorkerOptions::device_slot)
 };
 
 class JobRunner {
@@ -73,7 +75,7 @@ class JobRunner {
   };
   Status SpawnExecutor();
   Json ReapDeadExecutor(const std::string& reason_if_alive);
-  Json Failure(const std::string& failure_class, const std::string& message) const;
+  Json Failure(FailureClass failure_class, const std::string& message) const;
 
   std::string executor_binary_;
   Clock* clock_;

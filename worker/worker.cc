@@ -14,35 +14,50 @@ Worker::Worker(Communicator* comm, WorkerOptions options, Clock* clock, const st
       stop_signal_(stop_signal),
       runner_(options_.executor_binary, clock) {}
 
-Status Worker::Send(MessageType type, Json body) {
-  return comm_->Send(options_.coordinator_rank, kProtocolTag, EncodeMessage(Message{type, std::move(body)}));
+template <typename T>
+Status Worker::Send(const T& message) {
+  return comm_->Send(options_.coordinator_rank, kProtocolTag, EncodeMessage(message));
 }
 
-Status Worker::HandleAssign(const Json& body) {
+Status Worker::HandleAssign(AssignMessage assign) {
   if (runner_.busy() || !queued_.empty()) {
-    queued_.push_back(body);
+    queued_.push_back(std::move(assign));
     return Status::Ok();
   }
-  return StartJob(body);
+  return StartJob(assign);
 }
 
-Status Worker::ReportNotStarted(const Json& body, const std::string& failure_class, const std::string& message) {
-  return Send(MessageType::kFinished, Json{{"job_id", body.at("job_id")}, {"attempt_id", body.at("attempt_id")},
-                                           {"ok", false}, {"failure_class", failure_class}, {"message", message}});
+Status Worker::ReportNotStarted(const AssignMessage& assign, FailureClass failure_class, const std::string& message) {
+  FinishedMessage finished = FinishedMessage::Failure(failure_class, message);
+  finished.job_id = assign.job_id;
+  finished.attempt_id = assign.attempt_id;
+  return Send(finished);
 }
 
-Status Worker::StartJob(const Json& body) {
+Status Worker::ReportFailure(FailureClass failure_class, const std::string& message) {
+  FinishedMessage finished = FinishedMessage::Failure(failure_class, message);
+  finished.job_id = job_id_;
+  finished.attempt_id = attempt_id_;
+  return Send(finished);
+}
+
+Status Worker::StartJob(const AssignMessage& assign) {
   JobRequest request;
-  request.job_id = body.at("job_id").get<int64_t>();
-  request.attempt_id = body.at("attempt_id").get<int64_t>();
-  request.attempt = body.value("attempt", 1);
-  request.attempt_number = body.value("attempt_number", 0);
-  request.spec = body.at("spec");
-  request.upstream = body.value("upstream", Json::array());
-  request.workdir = body.value("workdir", "");
-  request.resume = body.value("resume", "");
-  request.hang_timeout_s = body.value("hang_timeout_s", 300.0);
-  std::vector<int> ranks = body.at("ranks").get<std::vector<int>>();
+  request.job_id = assign.job_id;
+  request.attempt_id = assign.attempt_id;
+  request.attempt = assign.attempt;
+  request.attempt_number = assign.attempt_number;
+  request.spec = assign.spec.ToJson();
+  request.upstream = Json::array();
+  for (const UpstreamJob& up : assign.upstream) {
+    request.upstream.push_back(
+        Json{{"key", up.key}, {"stage", up.stage}, {"method", up.method}, {"outputs", up.outputs}});
+  }
+  request.workdir = assign.workdir;
+  request.resume = assign.resume;
+  request.hang_timeout_s = assign.spec.hang_timeout_s;
+  request.device_slot = options_.device_slot;
+  const std::vector<int>& ranks = assign.ranks;
   int group_rank = 0;
   for (size_t i = 0; i < ranks.size(); ++i) {
     if (ranks[i] == comm_->rank()) group_rank = static_cast<int>(i);
@@ -52,20 +67,14 @@ Status Worker::StartJob(const Json& body) {
   leader_ = group_rank == 0;
   group_.reset();
   if (ranks.size() > 1) {
-    auto group = comm_->CreateGroup(ranks, body.at("group_tag").get<int>());
+    auto group = comm_->CreateGroup(ranks, assign.group_tag);
     if (!group.ok()) {
-      return Send(MessageType::kFinished, Json{{"job_id", job_id_}, {"attempt_id", attempt_id_}, {"ok", false},
-                                               {"failure_class", "node_lost"},
-                                               {"message", "cannot form the job's group: " + group.status().message()}});
+      return ReportFailure(FailureClass::kNodeLost, "cannot form the job's group: " + group.status().message());
     }
     group_ = std::move(group).value();
   }
   Status started = runner_.Start(request, group_.get(), group_rank, static_cast<int>(ranks.size()));
-  if (!started.ok()) {
-    return Send(MessageType::kFinished, Json{{"job_id", job_id_}, {"attempt_id", attempt_id_}, {"ok", false},
-                                             {"failure_class", "crash"},
-                                             {"message", "cannot start the job process: " + started.message()}});
-  }
+  if (!started.ok()) return ReportFailure(FailureClass::kCrash, "cannot start the job process: " + started.message());
   if (preempting_) runner_.RequestStop();
   return Status::Ok();
 }
@@ -79,28 +88,39 @@ Status Worker::ForwardEvents(const std::vector<Json>& events) {
     body["attempt_id"] = attempt_id_;
     if (kind == "finished") {
       group_.reset();
-      if (!pending_checkpoint_.is_null()) ATP_RETURN_IF_ERROR(Send(MessageType::kCheckpoint, pending_checkpoint_));
-      pending_checkpoint_ = Json();
-      pending_progress_ = Json();
-      ATP_RETURN_IF_ERROR(Send(MessageType::kFinished, std::move(body)));
+      if (pending_checkpoint_) ATP_RETURN_IF_ERROR(Send(*pending_checkpoint_));
+      pending_checkpoint_.reset();
+      pending_progress_.reset();
+      auto finished = DecodeBody<FinishedMessage>(body);
+      if (!finished.ok()) {
+        // Never lose an attempt's end: a result that cannot be read is the job's error.
+        ATP_RETURN_IF_ERROR(ReportFailure(FailureClass::kError,
+                                          "the job process reported an unreadable result: " +
+                                              finished.status().message()));
+        continue;
+      }
+      ATP_RETURN_IF_ERROR(Send(*finished));
     } else if (leader_ && kind == "progress") {
-      pending_progress_ = std::move(body);
+      // Progress and checkpoints that cannot be read are dropped: the result still comes.
+      auto progress = DecodeBody<ProgressMessage>(body);
+      if (progress.ok()) pending_progress_ = *progress;
     } else if (leader_ && kind == "checkpoint") {
-      pending_checkpoint_ = std::move(body);
+      auto checkpoint = DecodeBody<CheckpointMessage>(body);
+      if (checkpoint.ok()) pending_checkpoint_ = *checkpoint;
     }
   }
-  if (clock_->Now() - last_relay_ >= kRelayInterval && (!pending_progress_.is_null() || !pending_checkpoint_.is_null())) {
+  if (clock_->Now() - last_relay_ >= kRelayInterval && (pending_progress_ || pending_checkpoint_)) {
     last_relay_ = clock_->Now();
-    if (!pending_checkpoint_.is_null()) ATP_RETURN_IF_ERROR(Send(MessageType::kCheckpoint, pending_checkpoint_));
-    if (!pending_progress_.is_null()) ATP_RETURN_IF_ERROR(Send(MessageType::kProgress, pending_progress_));
-    pending_checkpoint_ = Json();
-    pending_progress_ = Json();
+    if (pending_checkpoint_) ATP_RETURN_IF_ERROR(Send(*pending_checkpoint_));
+    if (pending_progress_) ATP_RETURN_IF_ERROR(Send(*pending_progress_));
+    pending_checkpoint_.reset();
+    pending_progress_.reset();
   }
   return Status::Ok();
 }
 
 Status Worker::Run() {
-  ATP_RETURN_IF_ERROR(Send(MessageType::kHello, Json{{"node", comm_->node_name()}, {"pid", ::getpid()}}));
+  ATP_RETURN_IF_ERROR(Send(HelloMessage{comm_->node_name(), static_cast<int64_t>(::getpid())}));
   double next_heartbeat = clock_->Now() + options_.heartbeat_interval_s;
   while (true) {
     if (stop_signal_ && stop_signal_->load() && !preempting_) {
@@ -113,10 +133,10 @@ Status Worker::Run() {
       ATP_RETURN_IF_ERROR(ForwardEvents(*events));
     }
     if (!runner_.busy() && !queued_.empty()) {
-      Json next = std::move(queued_.front());
+      AssignMessage next = std::move(queued_.front());
       queued_.pop_front();
       if (preempting_) {
-        ATP_RETURN_IF_ERROR(ReportNotStarted(next, "preempted", "stopped before it started"));
+        ATP_RETURN_IF_ERROR(ReportNotStarted(next, FailureClass::kPreempted, "stopped before it started"));
       } else {
         ATP_RETURN_IF_ERROR(StartJob(next));
       }
@@ -128,35 +148,39 @@ Status Worker::Run() {
       auto message = DecodeMessage((*envelope)->payload);
       if (!message.ok()) return message.status();
       switch (message->type) {
-        case MessageType::kAssign:
-          ATP_RETURN_IF_ERROR(HandleAssign(message->body));
+        case MessageType::kAssign: {
+          auto assign = DecodeAs<AssignMessage>(*message);
+          if (!assign.ok()) return assign.status();
+          ATP_RETURN_IF_ERROR(HandleAssign(std::move(assign).value()));
           break;
+        }
         case MessageType::kPreempt:
           preempting_ = true;
           runner_.RequestStop();
           while (!queued_.empty()) {
-            ATP_RETURN_IF_ERROR(ReportNotStarted(queued_.front(), "preempted", "stopped before it started"));
+            ATP_RETURN_IF_ERROR(
+                ReportNotStarted(queued_.front(), FailureClass::kPreempted, "stopped before it started"));
             queued_.pop_front();
           }
           break;
-        case MessageType::kCancel:
+        case MessageType::kCancel: {
+          auto cancel = DecodeAs<CancelMessage>(*message);
+          if (!cancel.ok()) return cancel.status();
           for (auto it = queued_.begin(); it != queued_.end(); ++it) {
-            if (it->value("attempt_id", int64_t{0}) == message->body.value("attempt_id", int64_t{0})) {
-              ATP_RETURN_IF_ERROR(ReportNotStarted(*it, "node_lost", "cancelled before it started"));
+            if (it->attempt_id == cancel->attempt_id) {
+              ATP_RETURN_IF_ERROR(ReportNotStarted(*it, FailureClass::kNodeLost, "cancelled before it started"));
               queued_.erase(it);
               break;
             }
           }
-          if (runner_.busy() && message->body.value("attempt_id", int64_t{0}) == attempt_id_) {
+          if (runner_.busy() && cancel->attempt_id == attempt_id_) {
             runner_.KillExecutor();
             (void)runner_.Poll(0);  // consumes the dead executor's state
             group_.reset();
-            ATP_RETURN_IF_ERROR(Send(MessageType::kFinished,
-                                     Json{{"job_id", job_id_}, {"attempt_id", attempt_id_}, {"ok", false},
-                                          {"failure_class", "node_lost"},
-                                          {"message", "cancelled: another rank of this job was lost"}}));
+            ATP_RETURN_IF_ERROR(ReportFailure(FailureClass::kNodeLost, "cancelled: another rank of this job was lost"));
           }
           break;
+        }
         case MessageType::kShutdown:
           runner_.KillExecutor();
           return Status::Ok();
@@ -166,7 +190,7 @@ Status Worker::Run() {
     }
     if (clock_->Now() >= next_heartbeat) {
       next_heartbeat = clock_->Now() + options_.heartbeat_interval_s;
-      ATP_RETURN_IF_ERROR(Send(MessageType::kHeartbeat, Json{{"busy", runner_.busy()}, {"job_id", runner_.running_job()}}));
+      ATP_RETURN_IF_ERROR(Send(HeartbeatMessage{runner_.busy(), runner_.running_job()}));
     }
   }
 }

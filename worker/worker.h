@@ -8,6 +8,7 @@
 #include <atomic>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/clock.h"
@@ -22,6 +23,10 @@ struct WorkerOptions {
   std::string executor_binary;      // an atp binary that honours --atp-executor
   double heartbeat_interval_s = 2.0;
   int coordinator_rank = 0;
+  // This rank's place among the worker ranks of its node: its jobs use GPU device_slot
+  // (modulo the GPUs they see), so the ranks of one node, and of one multi-rank job, get
+  // distinct GPUs. Whoever starts the worker knows it (the launcher's node-local rank).
+  int device_slot = 0;
 };
 
 class Worker {
@@ -33,10 +38,13 @@ class Worker {
   Status Run();
 
  private:
-  Status HandleAssign(const Json& body);
-  Status StartJob(const Json& body);
-  Status ReportNotStarted(const Json& body, const std::string& failure_class, const std::string& message);
-  Status Send(MessageType type, Json body);
+  Status HandleAssign(AssignMessage assign);
+  Status StartJob(const AssignMessage& assign);
+  Status ReportNotStarted(const AssignMessage& assign, FailureClass failure_class, const std::string& message);
+  // Ends the running attempt's part on this rank with a failure.
+  Status ReportFailure(FailureClass failure_class, const std::string& message);
+  template <typename T>
+  Status Send(const T& message);
   Status ForwardEvents(const std::vector<Json>& events);
 
   Communicator* comm_;
@@ -53,10 +61,10 @@ class Worker {
   // watchdog is local; the coordinator only displays and records them); the latest
   // checkpoint is always sent before the job's result.
   double last_relay_ = -1e18;
-  Json pending_progress_;
-  Json pending_checkpoint_;
+  std::optional<ProgressMessage> pending_progress_;
+  std::optional<CheckpointMessage> pending_checkpoint_;
   // Assignments queued behind the running job (the coordinator pipelines short jobs).
-  std::deque<Json> queued_;
+  std::deque<AssignMessage> queued_;
 };
 
 }  // namespace atp

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/in_process_communicator.h"
+#include "common/messages.h"
 #include "tests/support/binary_dir.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
@@ -260,6 +261,94 @@ params = { seconds = 20, steps = 40 }
   EXPECT_EQ(Query("select count(*) from jobs where state='pending' and attempts=0"), "4");
   EXPECT_EQ(Query("select count(*) from jobs where checkpoint_path like '%checkpoint.json'"), "2");
   EXPECT_EQ(Query("select status from runs"), "interrupted");
+}
+
+// The heartbeat watchdog on the coordinator's clock: a rank that takes a job and then falls
+// silent is lost after heartbeat_timeout_s of FakeClock time, its job is retried on the rank
+// that still reports, and the sweep ends. Every rank runs on the same FakeClock, moved
+// forward by this test, so no real minute is waited for.
+TEST(CoordinatorClockTest, ASilentRankIsLostAndItsJobRunsOnAnother) {
+  const std::string executor = testing::SweepExecutable();
+  ASSERT_TRUE(std::filesystem::exists(executor)) << executor << " is not built";
+  testing::TempDir temp_dir;
+  const std::filesystem::path dir = temp_dir.path();
+  auto sweep = ParseSweep(R"(
+[sweep]
+name = "t"
+code_version = "1"
+[axes]
+seed = [1, 2]
+[[stage]]
+name = "only"
+method = "sleep"
+params = { seconds = 0.05, steps = 1 }
+)",
+                          "test.toml");
+  ASSERT_OK(sweep);
+
+  FakeClock clock;
+  InProcessHub hub(3, {"head", "a", "a"});
+  auto coordinator_comm = hub.Connect(0);
+  auto worker_comm = hub.Connect(1);
+  auto silent_comm = hub.Connect(2);
+  std::atomic<bool> over{false};
+  std::atomic<bool> silent_got_a_job{false};
+  std::thread worker_thread([&] {
+    WorkerOptions options;
+    options.executor_binary = executor;
+    options.heartbeat_interval_s = 2;
+    Worker worker(worker_comm.get(), options, &clock, nullptr);
+    EXPECT_OK(worker.Run());
+  });
+  // Rank 2 says hello, takes its job and then never answers again.
+  std::thread silent_thread([&] {
+    EXPECT_OK(silent_comm->Send(0, kProtocolTag, EncodeMessage(HelloMessage{"a", 0})));
+    while (!over) {
+      auto envelope = silent_comm->Receive(0.02);
+      if (envelope.ok() && envelope->has_value()) {
+        auto message = DecodeMessage((*envelope)->payload);
+        if (message.ok() && message->type == MessageType::kAssign) silent_got_a_job = true;
+      }
+    }
+  });
+  // The run's time goes 20 times faster than the wall clock: the running worker heartbeats
+  // every 2 s of it (0.1 s), the silent rank is lost after 60 s of it (3 s).
+  std::thread ticker([&] {
+    while (!over) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      clock.Advance(0.2);
+    }
+  });
+
+  auto store = Store::OpenWriter((dir / "r.db").string());
+  ASSERT_OK(store);
+  std::FILE* devnull = std::fopen("/dev/null", "w");
+  ProgressReporter reporter(ProgressMode::kQuiet, devnull, RealClock(), 10);
+  CoordinatorOptions options;
+  options.jobs_dir = (dir / "jobs").string();
+  options.heartbeat_timeout_s = 60;
+  Coordinator coordinator(coordinator_comm.get(), store->get(), &reporter, options, &clock, nullptr);
+  auto summary = coordinator.Run(*sweep);
+  over = true;
+  ticker.join();
+  worker_thread.join();
+  silent_thread.join();
+  std::fclose(devnull);
+
+  ASSERT_OK(summary);
+  EXPECT_TRUE(silent_got_a_job);
+  EXPECT_EQ(summary->done, 2);
+  EXPECT_EQ(summary->lost_ranks, 1);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2((dir / "r.db").string().c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "select count(*) from attempts where failure_class = 'node_lost'", -1, &stmt,
+                               nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(stmt, 0), 1);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
 }
 
 }  // namespace

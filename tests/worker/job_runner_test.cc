@@ -87,6 +87,18 @@ class JobRunnerTest : public ::testing::Test {
     return {};
   }
 
+  // Polls until the running job's first progress event (its executor has started it).
+  bool WaitForFirstProgress() {
+    auto give_up = std::chrono::steady_clock::now() + std::chrono::duration<double>(kGiveUpAfterSeconds);
+    while (std::chrono::steady_clock::now() < give_up) {
+      auto polled = runner_->Poll(0.05);
+      if (!polled.ok()) return false;
+      if (!OfKind(*polled, "finished").empty()) return false;
+      if (!OfKind(*polled, "progress").empty()) return true;
+    }
+    return false;
+  }
+
   void Start(const JobRequest& request) {
     Status started = runner_->Start(request, nullptr, 0, 1);
     EXPECT_OK(started);
@@ -120,6 +132,7 @@ class JobRunnerTest : public ::testing::Test {
   std::string executor_;
   testing::TempDir temp_dir_;
   std::string dir_ = temp_dir_.path();
+  FakeClock fake_clock_;  // for the tests of the watchdog; outlives runner_
   std::unique_ptr<JobRunner> runner_;
   int64_t next_job_id_ = 0;
 };
@@ -245,12 +258,23 @@ TEST_F(JobRunnerTest, UnknownMethodIsAUserError) {
   EXPECT_NE(finished.value("message", "").find("no-such-method"), std::string::npos) << finished.dump();
 }
 
+// The watchdog runs on the runner's clock: a FakeClock moved past the hang timeout, with no
+// real second spent waiting for it.
 TEST_F(JobRunnerTest, HungJobIsKilledAfterItsHangTimeout) {
+  FakeClock& clock = fake_clock_;
+  runner_ = std::make_unique<JobRunner>(executor_, &clock);
   JobRequest request = SleepJob(Json{{"seconds", 1.0}, {"steps", 2}, {"fail", "hang"}});
   request.hang_timeout_s = 1;
   Start(request);
   const pid_t executor = runner_->executor_pid();
   ASSERT_GT(executor, 0);
+  ASSERT_TRUE(WaitForFirstProgress());  // the job's last sign of life before it hangs
+  clock.Advance(0.9);
+  auto early = runner_->Poll(0.01);
+  ASSERT_OK(early);
+  EXPECT_TRUE(OfKind(*early, "finished").empty()) << "killed before its hang timeout";
+  EXPECT_TRUE(runner_->busy());
+  clock.Advance(0.2);
   std::vector<Json> events = RunToEnd();
   ASSERT_FALSE(events.empty());
   EXPECT_EQ(events.back().value("failure_class", ""), "hung") << events.back().dump();
@@ -270,9 +294,16 @@ TEST_F(JobRunnerTest, NextJobRunsAfterACrash) {
 }
 
 TEST_F(JobRunnerTest, NextJobRunsAfterAHang) {
+  FakeClock& clock = fake_clock_;
+  runner_ = std::make_unique<JobRunner>(executor_, &clock);
   JobRequest hung = SleepJob(Json{{"seconds", 1.0}, {"steps", 2}, {"fail", "hang"}}, "hung");
   hung.hang_timeout_s = 1;
-  ASSERT_EQ(Run(hung).value("failure_class", ""), "hung");
+  Start(hung);
+  ASSERT_TRUE(WaitForFirstProgress());
+  clock.Advance(2);
+  std::vector<Json> events = RunToEnd();
+  ASSERT_FALSE(events.empty());
+  ASSERT_EQ(events.back().value("failure_class", ""), "hung");
   Json next = Run(SleepJob(Json{{"seconds", 0.01}, {"steps", 1}}, "next"));
   EXPECT_TRUE(next.value("ok", false)) << next.dump();
 }

@@ -103,13 +103,10 @@ MethodResult RunPromptMethod(JobContext& context) {
   torch::Device device = torch::kCPU;
   if (device_name == "cuda" || (device_name == "auto" && torch::cuda::is_available())) {
     if (!torch::cuda::is_available()) throw JobFailure(FailureClass::kUserError, "device = \"cuda\" but no CUDA device");
-    // One GPU per worker rank: the node-local rank picks it (the ranks of a multi-rank job
-    // share a node, so they get distinct GPUs); CUDA_VISIBLE_DEVICES narrows the choice.
-    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
-    if (!local) local = std::getenv("SLURM_LOCALID");
-    const int local_rank = local ? std::atoi(local) : context.group_rank();
+    // One GPU per worker rank: the worker says which (the ranks of a multi-rank job share a
+    // node and get distinct slots); CUDA_VISIBLE_DEVICES narrows the choice.
     device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(
-                                             local_rank % static_cast<int>(torch::cuda::device_count())));
+                                             context.device_slot() % static_cast<int>(torch::cuda::device_count())));
     clip->to(device);
   }
   const int resolution = static_cast<int>(clip->options.vision.input_resolution());
