@@ -5,8 +5,8 @@
 #include <string>
 
 #include "common/flag_value.h"
-#include "coordinator/results_query.h"
-#include "coordinator/store_reader.h"
+#include "coordinator/store/store_reader.h"
+#include "tools/reporting/results_query.h"
 
 namespace atp {
 namespace {

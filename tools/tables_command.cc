@@ -7,8 +7,8 @@
 
 #include "common/atomic_file.h"
 #include "common/flag_value.h"
-#include "coordinator/paper_tables.h"
-#include "coordinator/store_reader.h"
+#include "coordinator/store/store_reader.h"
+#include "tools/reporting/paper_tables.h"
 
 namespace atp {
 namespace {
