@@ -11,6 +11,7 @@
 #include <optional>
 #include <thread>
 
+#include "tests/prompt/official_parity.h"
 #include "tests/prompt/prompt_test_util.h"
 #include "tests/prompt/thread_allreduce.h"
 #include "tests/support/status_matchers.h"
@@ -420,6 +421,95 @@ TEST_F(AttributeSearchTest, TwoRanksMatchOneRank) {
   }
   // The ranks take identical steps.
   ExpectSameWeights(results[0]->value(), results[1]->value());
+}
+
+// One alternating step against the released AttributeCompute trainer
+// (trainers/attributecompute.py, tests/prompt/fixtures/official/README.md): from the same seed,
+// SGD on every group's prompts with a training batch of 8 images, then Adam on the group
+// weights α with a validation batch of 8, for the pool (color), (shape), (color, shape) in
+// paper mode. Compared after the step: α, every prompt tensor, the SGD momentum buffers and
+// Adam's moments (its first step moves α by about lr·sign(g); the moments hold g itself).
+TEST(AttributeSearchParityTest, OneAlternatingStepMatchesTheOfficialTrainer) {
+  ATP_REQUIRE_TOKENIZER(tok);
+  const std::string dir = testing::OfficialFixtureDir();
+  std::ifstream meta_file(dir + "/search_step.json");
+  ASSERT_TRUE(meta_file) << "missing search_step.json";
+  const Json meta = Json::parse(meta_file);
+  auto official = clip::ReadClipStateDict(dir + "/search_step.pt");
+  ASSERT_OK(official);
+  clip::Clip clip = testing::ParityClip();
+  ASSERT_TRUE(clip);
+
+  // The images, in the generator's order (the loss is a batch mean: order matters only to the
+  // last bits), read through the dataset reader as a job reads them.
+  const std::string root = dir + "/search_data";
+  auto splits = data::ReadDataset(root, "oxford_pets");
+  ASSERT_OK(splits);
+  auto pick = [&](const Json& files) {
+    std::vector<data::Datum> out;
+    for (const Json& f : files) {
+      for (const auto& item : splits->test) {
+        if (fs::path(item.path).filename() == f.get<std::string>()) out.push_back(item);
+      }
+    }
+    return out;
+  };
+  const std::vector<data::Datum> train = pick(meta["train"]);
+  const std::vector<data::Datum> val = pick(meta["val"]);
+  ASSERT_EQ(train.size(), 8u);
+  ASSERT_EQ(val.size(), 8u);
+
+  MethodConfig config;
+  config.method = "attribute_search";
+  config.dataset = "oxford_pets";
+  config.seed = meta["seed"].get<int64_t>();
+  config.bases = {"color", "shape"};
+  config.design.n_ctx = meta["n_ctx"].get<int>();
+  config.design.compat = Compat::kPaper;
+  config.epochs = 1;
+  config.batch_size = 8;
+  config.max_steps_per_epoch = 1;
+  config.lr = meta["lr"].get<double>();
+  config.warmup_epochs = 0;  // the step at the base lr, so that it moves the prompts visibly
+  config.alpha_lr = meta["alpha_lr"].get<double>();
+  ImageInputsOptions input_options;
+  input_options.data_root = root;
+  input_options.dataset = "oxford_pets";
+  input_options.resolution = 16;
+  input_options.augment = false;  // 16×16 images: the test transform leaves them as they are
+  input_options.backbone_digest = "parity-clip";
+  ImageInputs inputs(clip, input_options, nullptr, nullptr);
+  testing::TempDir work;
+  TrainerHooks hooks;
+  hooks.workdir = work.path();
+  auto result = RunAttributeSearch(config, clip, tok, meta["classnames"].get<std::vector<std::string>>(), train, val,
+                                   &inputs, hooks);
+  ASSERT_OK(result);
+  ASSERT_EQ(result->steps, 1);
+  auto checkpoint = train::LoadTrainingCheckpoint(work.File("checkpoint.pth"));
+  ASSERT_OK(checkpoint);
+
+  int compared = 0;
+  for (const auto& [key, expected] : *official) {
+    if (key.rfind("after.", 0) != 0) continue;
+    const std::string name = key.substr(6);
+    const std::string label = "search_step/paper " + name;
+    if (name.rfind("momentum.", 0) == 0) {
+      auto it = checkpoint->momentum.find(name.substr(9));
+      ASSERT_NE(it, checkpoint->momentum.end()) << label;
+      testing::ExpectClose(label, it->second, expected);
+    } else {
+      const std::string ours = name.rfind("adam.", 0) == 0 ? "att_weight_adam." + name.substr(5) : name;
+      auto it = checkpoint->state_dict.find(ours);
+      ASSERT_NE(it, checkpoint->state_dict.end()) << label << " (atp key " << ours << ")";
+      testing::ExpectClose(label, it->second, expected);
+    }
+    ++compared;
+  }
+  EXPECT_EQ(compared, 1 + 7 + 2 + 7);  // α, 7 prompt tensors, Adam's 2 moments, 7 buffers
+  // The search's own loss of the step is the official training loss.
+  testing::ExpectClose("search_step/paper train loss", torch::tensor({result->final_loss}, torch::kFloat),
+                       official->at("out.train_loss"));
 }
 
 }  // namespace

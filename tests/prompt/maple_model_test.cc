@@ -9,6 +9,7 @@
 #include <tuple>
 #include <vector>
 
+#include "tests/prompt/official_parity.h"
 #include "tests/prompt/prompt_test_util.h"
 #include "tests/support/status_matchers.h"
 #include "worker/data/dataset.h"
@@ -455,6 +456,38 @@ TEST_F(MapleModelTest, EvaluationOnOtherClassesKeepsTheLearnedTensors) {
   model->EndEvaluation();
   EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{3, 2}));
   EXPECT_TRUE(model->learner()->ctx.equal(ctx));
+}
+
+// MaPLe with J = 3 against the released classes (trainers/maple.py for vanilla,
+// trainers/maple_atp.py with clip/model_atp.py for + ATPrompt): logits of a batch of pixels,
+// the training loss and the gradient of every learned tensor. The third case is the official
+// cross-dataset setting, N_ATT 4 while MAPLE.N_CTX stays 2, where the released blocks write
+// the deep prompts at rows [1 + ATT_NUM·(N_CTX + 1), +N_CTX) rather than over the class
+// context; compat = "paper" must differ from it there (tests/prompt/fixtures/official/README.md).
+TEST(MapleModelParityTest, LogitsAndGradientsAtDepthThreeMatchTheOfficialClasses) {
+  ATP_REQUIRE_TOKENIZER(tok);
+  clip::Clip clip = testing::ParityClip();
+  ASSERT_TRUE(clip);
+  for (const char* name : {"maple_train_vanilla", "maple_train_two_attributes", "maple_train_cross_dataset"}) {
+    testing::OfficialCase c = testing::LoadOfficialCaseNamed(name);
+    const torch::Tensor pixels = c.at("in.images");
+    for (Compat compat : {Compat::kOfficial, Compat::kPaper}) {
+      const std::string label = c.name() + "/" + CompatName(compat);
+      auto model = testing::OfficialModel<MapleModel>(c, compat, clip, tok);
+      ASSERT_TRUE(model) << label;
+      ASSERT_EQ(model->depth(), 3);
+      model->BeginEvaluation();
+      const torch::Tensor logits = model->Logits(pixels);
+      model->EndEvaluation();
+      if (compat == Compat::kPaper && !c.PaperAgrees(/*with_deep_prompts=*/true)) {
+        EXPECT_GT(testing::MaxAbsDiff(logits, c.at("out.logits")), 1e-4)
+            << label << ": paper mode should place the deep prompts over the class context";
+        continue;
+      }
+      testing::ExpectClose(label + " logits", logits, c.at("out.logits"));
+      testing::ExpectOfficialLossAndGradients(label, *model, pixels, c);
+    }
+  }
 }
 
 }  // namespace

@@ -43,9 +43,11 @@ std::string A(const std::string& word) {
 
 std::vector<std::string> CaptionsFor(const std::string& name, const ClassWords& w) {
   const std::string shape = w.shape, length = w.length, sleeve = w.sleeve, texture = w.texture, fit = w.fit;
-  // The zero-shot family keeps "a photo of a {}" whatever the name: that is the template.
+  // The evaluation template itself, "a photo of a {}.", is never a caption: the pretraining
+  // sees its neighbours ("a photo of the {}.", "a small photo of a {}.") but not it, so the
+  // zero-shot prompt is good but not the best prompt, and a learned one has room to beat it
+  // (docs/pretrain.md, "Captions").
   return {
-      ZeroShotPrompt(name),
       "a photo of the " + name + ".",
       "a black and white photo of a " + name + ".",
       "a low resolution photo of a " + name + ".",
@@ -56,7 +58,7 @@ std::vector<std::string> CaptionsFor(const std::string& name, const ClassWords& 
       A(name) + " with " + sleeve + " sleeve.",
       A(name) + " with " + A(texture) + " texture.",
       A(name) + " with " + A(fit) + " fit.",
-      "a photo of a " + name + " with " + A(shape) + " shape and " + length + " length.",
+      A(name) + " with " + A(shape) + " shape and " + length + " length.",
       A(fit) + " fit " + name + " with " + sleeve + " sleeve and " + A(texture) + " texture.",
   };
 }

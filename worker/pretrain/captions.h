@@ -18,9 +18,9 @@ struct ClassCaptions {
   std::vector<std::string> captions;  // sentences ending in "."
 };
 
-// One entry per class, in label order. Every class has the same number of captions; the first
-// is the zero-shot prompt ZeroShotPrompt(classname), and every attribute word occurs in at
-// least one caption of every class.
+// One entry per class, in label order. Every class has the same number of captions; none is
+// the zero-shot prompt ZeroShotPrompt(classname) (the evaluation template is held out), and
+// every attribute word occurs in at least one caption of every class.
 const std::vector<ClassCaptions>& FashionMnistCaptions();
 
 // The evaluation prompt of the fashion_mnist dataset: "a photo of a {}." with '_' -> ' '.

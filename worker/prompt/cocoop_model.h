@@ -34,6 +34,9 @@ class CocoopModel : public PromptModel {
   torch::Tensor Logits(const torch::Tensor& input) override;
   std::vector<std::string> Notes() const override { return learner_->layout().notes; }
 
+  PromptLearner learner() const { return learner_; }
+  MetaNet meta_net() const { return meta_net_; }
+
  private:
   torch::Tensor PerImageLogits(const torch::Tensor& image_features);
 

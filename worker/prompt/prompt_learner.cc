@@ -40,7 +40,11 @@ PromptLearnerImpl::PromptLearnerImpl(const PromptLearnerOptions& options, clip::
   const int attributes = static_cast<int>(design.attributes.size());
   const int tensors = options_.attribute_tensors > 0 ? std::max(options_.attribute_tensors, attributes) : attributes;
   for (int b = 0; b < tensors; ++b) {
-    const int64_t rows = b < attributes ? design.AttributeCtx(b) : design.n_ctx;
+    // A tensor no attribute uses (the official trainers always create ctx_att1..3) has the
+    // attribute length too: the released scripts set N_ATT1..3 to one value, which is what a
+    // published checkpoint holds and how many values the generator gives it.
+    const int64_t rows = b < attributes ? design.AttributeCtx(b)
+                                        : (attributes > 0 ? design.AttributeCtx(attributes - 1) : design.n_ctx);
     ctx_att.push_back(register_parameter("ctx_att" + std::to_string(b + 1),
                                          torch::empty({rows, width}, float_options).normal_(0, 0.01).to(device)));
   }
