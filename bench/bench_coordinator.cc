@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "coordinator/scheduler.h"
-#include "coordinator/store.h"
-#include "coordinator/sweep.h"
+#include "coordinator/store/store.h"
+#include "coordinator/sweep/sweep.h"
 
 namespace {
 

@@ -15,11 +15,11 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/paper_tables.h"
-#include "coordinator/results_query.h"
-#include "coordinator/sqlite_util.h"
-#include "coordinator/store.h"
-#include "coordinator/store_reader.h"
+#include "coordinator/store/sqlite_util.h"
+#include "coordinator/store/store.h"
+#include "coordinator/store/store_reader.h"
+#include "tools/reporting/paper_tables.h"
+#include "tools/reporting/results_query.h"
 
 namespace {
 

@@ -16,9 +16,8 @@
 
 #include "common/atomic_file.h"
 #include "common/dataset_catalog.h"
-// The paper's table of bases and searched attributes lives with the other published figures;
-// this file only reads it, so the facts are kept in one place.
-#include "common/paper_figures.h"
+// The paper's table of bases and searched attributes is kept in one place; this file only reads it.
+#include "common/paper_attributes.h"
 #include "common/toml_type_name.h"
 
 namespace atp {

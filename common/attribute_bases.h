@@ -57,7 +57,7 @@ Status WriteAttributeBases(const std::string& path, const std::string& dataset,
 Result<std::vector<std::string>> PaperAttributeBases(const std::string& dataset);
 // The attributes the paper's search selected from those bases (one to three of them), with the
 // same dataset rules as PaperAttributeBases. (Not named PaperSearchedAttributes: that is the
-// row type of common/paper_figures.h, and a function of the same name would hide it.)
+// row type of common/paper_attributes.h, and a function of the same name would hide it.)
 Result<std::vector<std::string>> PaperSearchedAttributeWords(const std::string& dataset);
 
 // What an attribute-search job uses: the paper's bases when `bases_file` is empty, else the

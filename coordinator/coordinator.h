@@ -19,8 +19,8 @@
 #include "common/status.h"
 #include "coordinator/progress_reporter.h"
 #include "coordinator/scheduler.h"
-#include "coordinator/store.h"
-#include "coordinator/sweep.h"
+#include "coordinator/store/store.h"
+#include "coordinator/sweep/sweep.h"
 
 namespace atp {
 

@@ -18,7 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "coordinator/job_state.h"
+#include "coordinator/store/job_state.h"
 
 namespace atp {
 

@@ -13,11 +13,11 @@
 #include <string>
 #include <vector>
 
-#include "common/flag_value.h"
 #include "common/attribute_bases.h"
-#include "common/chat_client.h"
 #include "common/dataset_catalog.h"
+#include "common/flag_value.h"
 #include "common/json.h"
+#include "tools/chat_client.h"
 #include "tools/command_line.h"
 #include "worker/data/dataset.h"
 

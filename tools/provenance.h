@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "coordinator/store.h"
+#include "coordinator/store/store.h"
 
 namespace atp {
 

@@ -5,9 +5,9 @@
 #include <string>
 #include <variant>
 
-#include "coordinator/results_query.h"
-#include "coordinator/store_reader.h"
+#include "coordinator/store/store_reader.h"
 #include "tools/command_line.h"
+#include "tools/reporting/results_query.h"
 
 namespace atp {
 namespace {

@@ -11,10 +11,10 @@
 #include <thread>
 
 #include "common/flag_value.h"
-#include "coordinator/paper_tables.h"
 #include "coordinator/status_server.h"
-#include "coordinator/store_reader.h"
+#include "coordinator/store/store_reader.h"
 #include "tools/command_line.h"
+#include "tools/reporting/paper_tables.h"
 
 namespace atp {
 namespace {

@@ -7,9 +7,9 @@
 #include <variant>
 
 #include "common/atomic_file.h"
-#include "coordinator/paper_tables.h"
-#include "coordinator/store_reader.h"
+#include "coordinator/store/store_reader.h"
 #include "tools/command_line.h"
+#include "tools/reporting/paper_tables.h"
 
 namespace atp {
 namespace {

@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "common/job_spec.h"
-#include "coordinator/sweep.h"
+#include "coordinator/sweep/sweep.h"
 #include "tests/fuzz/mutator.h"
 #include "tests/support/status_matchers.h"
 

@@ -436,7 +436,7 @@ TEST(AttributeSearchParityTest, OneAlternatingStepMatchesTheOfficialTrainer) {
   ASSERT_TRUE(meta_file) << "missing search_step.json";
   const Json meta = Json::parse(meta_file);
   auto official = clip::ReadClipStateDict(dir + "/search_step.pt");
-  ASSERT_TRUE(official.ok()) << official.status().ToString();
+  ASSERT_OK(official);
   clip::Clip clip = testing::ParityClip();
   ASSERT_TRUE(clip);
 
@@ -444,7 +444,7 @@ TEST(AttributeSearchParityTest, OneAlternatingStepMatchesTheOfficialTrainer) {
   // last bits), read through the dataset reader as a job reads them.
   const std::string root = dir + "/search_data";
   auto splits = data::ReadDataset(root, "oxford_pets");
-  ASSERT_TRUE(splits.ok()) << splits.status().ToString();
+  ASSERT_OK(splits);
   auto pick = [&](const Json& files) {
     std::vector<data::Datum> out;
     for (const Json& f : files) {
@@ -484,10 +484,10 @@ TEST(AttributeSearchParityTest, OneAlternatingStepMatchesTheOfficialTrainer) {
   hooks.workdir = work.path();
   auto result = RunAttributeSearch(config, clip, tok, meta["classnames"].get<std::vector<std::string>>(), train, val,
                                    &inputs, hooks);
-  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_OK(result);
   ASSERT_EQ(result->steps, 1);
   auto checkpoint = train::LoadTrainingCheckpoint(work.File("checkpoint.pth"));
-  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status().ToString();
+  ASSERT_OK(checkpoint);
 
   int compared = 0;
   for (const auto& [key, expected] : *official) {

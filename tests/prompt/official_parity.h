@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/json.h"
+#include "tests/support/status_matchers.h"
 #include "worker/clip/clip_checkpoint.h"
 #include "worker/prompt/method_config.h"
 #include "worker/prompt/prompt_methods.h"
@@ -46,7 +47,7 @@ inline torch::Tensor FormulaTokenEmbedding(int64_t rows, int64_t dim) {
 // blocks, 16×16 pixels in 8×8 patches, embed 32) plus the formula's token embedding.
 inline clip::StateDict ParityClipState() {
   auto state = clip::ReadClipStateDict(OfficialFixtureDir() + "/parity_clip.pt");
-  EXPECT_TRUE(state.ok()) << state.status().ToString();
+  EXPECT_OK(state);
   if (!state.ok()) return {};
   const int64_t width = state->at("ln_final.weight").size(0);
   (*state)["token_embedding.weight"] = FormulaTokenEmbedding(49408, width);
@@ -55,7 +56,7 @@ inline clip::StateDict ParityClipState() {
 
 inline clip::Clip ParityClip() {
   auto model = clip::ClipFromStateDict(ParityClipState(), "parity_clip.pt");
-  EXPECT_TRUE(model.ok()) << model.status().ToString();
+  EXPECT_OK(model);
   return model.ok() ? *model : clip::Clip(nullptr);
 }
 
@@ -111,7 +112,7 @@ inline OfficialCase LoadOfficialCase(const Json& meta) {
   OfficialCase c;
   c.meta = meta;
   auto tensors = clip::ReadClipStateDict(OfficialFixtureDir() + "/" + meta["file"].get<std::string>());
-  EXPECT_TRUE(tensors.ok()) << tensors.status().ToString();
+  EXPECT_OK(tensors);
   if (tensors.ok()) c.tensors = *tensors;
   return c;
 }
@@ -149,10 +150,10 @@ std::unique_ptr<Model> OfficialModel(const OfficialCase& c, Compat compat, clip:
                                      std::shared_ptr<const clip::ClipTokenizer> tokenizer) {
   torch::manual_seed(0);
   auto made = MakePromptModel(OfficialConfig(c, compat), clip.ptr(), tokenizer, c.class_names());
-  EXPECT_TRUE(made.ok()) << made.status().ToString();
+  EXPECT_OK(made);
   if (!made.ok()) return nullptr;
   Status loaded = (*made)->LoadStateDict(c.Part("state."));
-  EXPECT_TRUE(loaded.ok()) << loaded.ToString();
+  EXPECT_OK(loaded);
   auto* typed = dynamic_cast<Model*>(made->get());
   EXPECT_NE(typed, nullptr) << c.name() << ": not the expected model type";
   if (typed == nullptr || !loaded.ok()) return nullptr;

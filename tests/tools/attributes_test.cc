@@ -30,10 +30,10 @@
 #include <thread>
 
 #include "common/attribute_bases.h"
-#include "common/chat_client.h"
 #include "common/json.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
+#include "tools/chat_client.h"
 
 namespace atp {
 namespace {

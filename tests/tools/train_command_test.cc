@@ -19,6 +19,7 @@
 
 #include "common/json.h"
 #include "tests/prompt/official_parity.h"
+#include "tests/support/status_matchers.h"
 #include "worker/clip/tokenizer.h"
 #include "worker/data/image.h"
 #include "worker/data/transforms.h"
@@ -137,7 +138,7 @@ TEST_F(PublishedCheckpointEvalTest, ImportedCheckpointsGiveTheOfficialLogits) {
   int compared = 0;
   for (const Json& c : expected["cases"]) {
     auto state = train::ImportPromptStateDict(FixtureDir() + "/" + c["checkpoint"].get<std::string>());
-    ASSERT_TRUE(state.ok()) << state.status().ToString();
+    ASSERT_OK(state);
     for (const Json& compat_name : c["compat_modes"]) {
       const prompt::Compat compat = *prompt::ParseCompat(compat_name.get<std::string>());
       for (const std::string subset : {"base", "new"}) {
@@ -154,15 +155,15 @@ TEST_F(PublishedCheckpointEvalTest, ImportedCheckpointsGiveTheOfficialLogits) {
                                                names.begin() + (subset == "base" ? 2 : 4));
         torch::manual_seed(0);
         auto model = prompt::MakePromptModel(config, clip.ptr(), tokenizer, classes);
-        ASSERT_TRUE(model.ok()) << model.status().ToString();
-        ASSERT_TRUE((*model)->LoadStateDict(*state).ok()) << label;
+        ASSERT_OK(model);
+        ASSERT_OK((*model)->LoadStateDict(*state)) << label;
         std::vector<torch::Tensor> pixels;
         std::vector<torch::Tensor> official;
         for (const Json& image : c["images"]) {
           if (image["subset"] != subset) continue;
           auto decoded = data::DecodeImageFile(FixtureDir() + "/" + c["name"].get<std::string>() +
                                                "/data/oxford_pets/images/" + image["image"].get<std::string>());
-          ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+          ASSERT_OK(decoded);
           pixels.push_back(data::ClipTestTransform(*decoded, 16));
           official.push_back(torch::tensor(image["official_logits"].get<std::vector<float>>()));
         }

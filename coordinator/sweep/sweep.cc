@@ -1,4 +1,4 @@
-#include "coordinator/sweep.h"
+#include "coordinator/sweep/sweep.h"
 
 #include <toml++/toml.h>
 

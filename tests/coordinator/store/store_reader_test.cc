@@ -1,4 +1,4 @@
-#include "coordinator/store_reader.h"
+#include "coordinator/store/store_reader.h"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/sqlite_util.h"
-#include "coordinator/store.h"
-#include "tests/coordinator/schema_downgrade.h"
+#include "coordinator/store/sqlite_util.h"
+#include "coordinator/store/store.h"
+#include "tests/coordinator/store/schema_downgrade.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
 

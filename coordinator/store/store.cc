@@ -1,4 +1,4 @@
-#include "coordinator/store.h"
+#include "coordinator/store/store.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -13,7 +13,7 @@
 
 #include "common/clock.h"
 #include "common/hash.h"
-#include "coordinator/sqlite_util.h"
+#include "coordinator/store/sqlite_util.h"
 
 namespace atp {
 namespace {

@@ -1,12 +1,13 @@
-#include "coordinator/paper_tables.h"
+#include "tools/reporting/paper_tables.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "common/paper_figures.h"
-#include "tests/coordinator/results_test_util.h"
+#include "common/paper_attributes.h"
 #include "tests/support/status_matchers.h"
+#include "tests/tools/reporting/results_test_util.h"
+#include "tools/reporting/paper_figures.h"
 
 namespace atp {
 namespace {

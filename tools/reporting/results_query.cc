@@ -1,4 +1,4 @@
-#include "coordinator/results_query.h"
+#include "tools/reporting/results_query.h"
 
 #include <algorithm>
 #include <cctype>
@@ -9,7 +9,7 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "coordinator/sqlite_util.h"
+#include "coordinator/store/sqlite_util.h"
 
 namespace atp {
 namespace {

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/store.h"
-#include "coordinator/store_reader.h"
+#include "coordinator/store/store.h"
+#include "coordinator/store/store_reader.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
 

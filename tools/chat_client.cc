@@ -1,4 +1,4 @@
-#include "common/chat_client.h"
+#include "tools/chat_client.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>

@@ -1,4 +1,4 @@
-#include "coordinator/store_reader.h"
+#include "coordinator/store/store_reader.h"
 
 #include <sys/stat.h>
 
@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "coordinator/job_state.h"
-#include "coordinator/sqlite_util.h"
-#include "coordinator/store.h"
+#include "coordinator/store/job_state.h"
+#include "coordinator/store/sqlite_util.h"
+#include "coordinator/store/store.h"
 
 namespace atp {
 namespace {

@@ -1,6 +1,7 @@
 // The published figures of the ATPrompt paper (ICCV 2025) as project data: every number of
-// its result tables, the soft-token-length plot, the attribute-search weights, and the
-// attributes it searched per dataset. `atp tables --paper` prints them beside ours.
+// its result tables, the soft-token-length plot and the attribute-search weights. `atp tables
+// --paper` prints them beside ours. (The attributes it searched per dataset are in
+// common/paper_attributes.h: attribute-search jobs use them too.)
 // Immutable after first use; thread-safe.
 #pragma once
 
@@ -21,16 +22,7 @@ struct PaperFigure {
   const char* notes;    // how the figure is computed, or where the paper is inconsistent
 };
 
-// The attributes the paper's search picked for each dataset, from the five candidates it
-// proposed ("color, shape"), as printed.
-struct PaperSearchedAttributes {
-  const char* dataset;
-  const char* candidates;
-  const char* searched;
-};
-
 const std::vector<PaperFigure>& PaperFigures();
-const std::vector<PaperSearchedAttributes>& PaperAttributes();
 
 // The figure of (table, method, atprompt, dataset, metric), if the paper prints one.
 std::optional<double> FindPaperFigure(const std::string& table, const std::string& method, bool atprompt,

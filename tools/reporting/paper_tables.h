@@ -17,7 +17,7 @@
 
 #include "common/json.h"
 #include "common/status.h"
-#include "coordinator/results_query.h"
+#include "tools/reporting/results_query.h"
 
 namespace atp {
 

@@ -1,4 +1,4 @@
-#include "coordinator/seed_statistics.h"
+#include "tools/reporting/seed_statistics.h"
 
 #include <gtest/gtest.h>
 

@@ -17,8 +17,8 @@
 #include "common/job_spec.h"
 #include "common/json.h"
 #include "common/status.h"
-#include "coordinator/job_state.h"
-#include "coordinator/sweep.h"
+#include "coordinator/store/job_state.h"
+#include "coordinator/sweep/sweep.h"
 
 struct sqlite3;
 

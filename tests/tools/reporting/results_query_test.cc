@@ -1,9 +1,9 @@
-#include "coordinator/results_query.h"
+#include "tools/reporting/results_query.h"
 
 #include <gtest/gtest.h>
 
-#include "tests/coordinator/results_test_util.h"
 #include "tests/support/status_matchers.h"
+#include "tests/tools/reporting/results_test_util.h"
 
 namespace atp {
 namespace {

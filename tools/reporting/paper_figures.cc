@@ -1,7 +1,7 @@
 // The paper's published figures (ATPrompt, ICCV 2025), generated once from the reference
-// table paper_results.csv and the searched attributes from attributes.csv, and kept as source
+// table paper_results.csv, and kept as source
 // so `atp tables --paper` needs no file at run time. Edit by regenerating, not by hand.
-#include "common/paper_figures.h"
+#include "tools/reporting/paper_figures.h"
 
 namespace atp {
 
@@ -751,23 +751,6 @@ const std::vector<PaperFigure>& PaperFigures() {
       {"readme_summary", "DePT", true, "average", "hm", 78.45, "source: repo README.md summary table"},
   };
   return kFigures;
-}
-
-const std::vector<PaperSearchedAttributes>& PaperAttributes() {
-  static const std::vector<PaperSearchedAttributes> kAttributes = {
-      {"imagenet", "color, size, shape, habitat, behavior", "color, shape"},
-      {"caltech101", "shape, color, material, function, size", "shape, size"},
-      {"oxford_pets", "loyalty, affection, playfulness, energy, intelligence", "playfulness, energy"},
-      {"stanford_cars", "design, engine, performance, luxury, color", "luxury"},
-      {"oxford_flowers", "color, flower, habitat, growth, season", "color, habitat, growth"},
-      {"food101", "flavor, texture, origin, ingredients, preparation", "flavor, preparation"},
-      {"fgvc_aircraft", "design, capacity, range, engines, liveries", "design, range"},
-      {"sun397", "architecture, environment, structure, design, function", "function"},
-      {"dtd", "pattern, texture, color, design, structure", "pattern, color, design"},
-      {"eurosat", "habitat, foliage, infrastructure, terrain, watercourse", "habitat"},
-      {"ucf101", "precision, coordination, technique, strength, control", "precision"},
-  };
-  return kAttributes;
 }
 
 }  // namespace atp

@@ -1,4 +1,4 @@
-#include "coordinator/sqlite_util.h"
+#include "coordinator/store/sqlite_util.h"
 
 #include <cstring>
 #include <utility>

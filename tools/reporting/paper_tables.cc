@@ -1,4 +1,4 @@
-#include "coordinator/paper_tables.h"
+#include "tools/reporting/paper_tables.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,9 +9,10 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "common/paper_figures.h"
-#include "coordinator/seed_statistics.h"
-#include "coordinator/sqlite_util.h"
+#include "common/paper_attributes.h"
+#include "coordinator/store/sqlite_util.h"
+#include "tools/reporting/paper_figures.h"
+#include "tools/reporting/seed_statistics.h"
 
 namespace atp {
 namespace {

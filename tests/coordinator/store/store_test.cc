@@ -1,4 +1,4 @@
-#include "coordinator/store.h"
+#include "coordinator/store/store.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/sqlite_util.h"
-#include "tests/coordinator/schema_downgrade.h"
+#include "coordinator/store/sqlite_util.h"
+#include "tests/coordinator/store/schema_downgrade.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
 
