@@ -57,16 +57,28 @@ TEST_F(MethodRecipesTest, PaperCoopIsTheCocoopPapersRecipe) {
   EXPECT_EQ(transfer["ctx_init"], "a photo of a");
 }
 
-TEST_F(MethodRecipesTest, OfficialCoopIsAtpromptsVanillaScriptWithUnderscores) {
+// Regression: the official vanilla CoOp recipe took the vanilla script's epochs and tokens
+// (trainers/coop.py) but the underscores of trainers/coop_atp.py, a run neither route makes.
+TEST_F(MethodRecipesTest, OfficialCoopIsAtpromptsVanillaScriptWhole) {
   Json official = Resolve("coop", {{"dataset", "oxford_pets"}, {"compat", "official"}});
   EXPECT_EQ(official["epochs"], 200);
   EXPECT_EQ(official["n_ctx"], 16);
   EXPECT_EQ(official["ctx_init"], "");
-  EXPECT_EQ(official["class_name_underscores"], true);
-  // With ATPrompt the official trainer replaces '_' before building prompts.
+  EXPECT_EQ(official["class_name_underscores"], false);  // trainers/coop.py replaces '_'
   EXPECT_EQ(Resolve("coop", {{"dataset", "oxford_pets"}, {"compat", "official"}, {"atprompt", true}})
                 ["class_name_underscores"],
             false);
+  // Cross-dataset has no vanilla script: the ATPrompt script with ATPrompt off, whose
+  // trainer keeps '_'.
+  Json transfer = Resolve("coop", {{"dataset", "dtd"}, {"compat", "official"}, {"protocol", "cross_dataset"}});
+  EXPECT_EQ(transfer["n_ctx"], 4);
+  EXPECT_EQ(transfer["epochs"], 10);
+  EXPECT_EQ(transfer["class_name_underscores"], true);
+  // The other base-to-novel route, set by hand, resolves as given.
+  Json atp_route = Resolve("coop", {{"dataset", "oxford_pets"}, {"compat", "official"}, {"n_ctx", 2},
+                                    {"epochs", 100}, {"class_name_underscores", true}});
+  EXPECT_EQ(atp_route["n_ctx"], 2);
+  EXPECT_EQ(atp_route["class_name_underscores"], true);
 }
 
 TEST_F(MethodRecipesTest, AtpromptRowsFollowThePerDatasetTable) {
