@@ -31,6 +31,7 @@ TEST_F(MethodRecipesTest, EveryPromptJobResolvesEveryRecipeParameter) {
             ASSERT_TRUE(resolved.ok()) << method << " " << dataset.name << " " << protocol << " " << compat << ": "
                                        << resolved.status().ToString();
             for (const auto& p : FindMethod(method)->params) {
+              if (p.optional) continue;
               EXPECT_TRUE(resolved->contains(p.name)) << method << " lacks " << p.name;
             }
             EXPECT_GE((*resolved)["epochs"].get<int>(), 1);
@@ -79,6 +80,26 @@ TEST_F(MethodRecipesTest, OfficialCoopIsAtpromptsVanillaScriptWhole) {
                                     {"epochs", 100}, {"class_name_underscores", true}});
   EXPECT_EQ(atp_route["n_ctx"], 2);
   EXPECT_EQ(atp_route["class_name_underscores"], true);
+}
+
+// Only eval_only jobs carry checkpoint_class_names (so no training job's key changes); a
+// class-name form set by the user is one the checkpoint must confirm.
+TEST_F(MethodRecipesTest, CheckpointClassNamesIsResolvedForEvalOnlyJobs) {
+  EXPECT_FALSE(Resolve("coop", {{"dataset", "dtd"}}).contains("checkpoint_class_names"));
+  EXPECT_EQ(Resolve("coop", {{"dataset", "dtd"}, {"eval_only", true}})["checkpoint_class_names"], "detect");
+  EXPECT_EQ(Resolve("coop", {{"dataset", "dtd"}, {"eval_only", true}, {"class_name_underscores", false}})
+                ["checkpoint_class_names"],
+            "job");
+  EXPECT_EQ(Resolve("coop", {{"dataset", "dtd"}, {"eval_only", true}, {"checkpoint_class_names", "unchecked"}})
+                ["checkpoint_class_names"],
+            "unchecked");
+  Result<Json> training = ResolveMethodParams(*FindMethod("coop"), {{"dataset", "dtd"}, {"checkpoint_class_names", "detect"}});
+  ASSERT_FALSE(training.ok());
+  EXPECT_NE(training.status().message().find("eval_only"), std::string::npos) << training.status().message();
+  Result<Json> bad = ResolveMethodParams(*FindMethod("coop"),
+                                         {{"dataset", "dtd"}, {"eval_only", true}, {"checkpoint_class_names", "maybe"}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("checkpoint_class_names"), std::string::npos) << bad.status().message();
 }
 
 TEST_F(MethodRecipesTest, AtpromptRowsFollowThePerDatasetTable) {
