@@ -71,7 +71,7 @@ ParamInfo Recipe(std::string name, ParamType type, std::string help) {
 
 // eval_only: how the class-name form (class_name_underscores) is reconciled with the token
 // buffers a published checkpoint saves (docs/methods.md). Absent from jobs that are not
-// eval_only, so that their keys do not carry it.
+// eval_only and, when it would say "detect", from eval_only jobs too: no key carries it then.
 ParamInfo CheckpointClassNamesParam() {
   ParamInfo info{"checkpoint_class_names", ParamType::kString, Json(),
                  "eval_only: \"detect\" = the '_' form whose prompts match the checkpoint's token buffers; \"job\" "
@@ -392,9 +392,10 @@ Result<Json> ResolveMethodParams(const MethodInfo& method, const Json& params, c
       if (resolved.contains("checkpoint_class_names")) {
         return InvalidArgument("method '" + method.name + "': checkpoint_class_names applies to eval_only jobs only");
       }
-    } else if (!resolved.contains("checkpoint_class_names")) {
+    } else if (!resolved.contains("checkpoint_class_names") && params.contains("class_name_underscores")) {
       // A form the user chose is checked against the checkpoint, never silently replaced.
-      resolved["checkpoint_class_names"] = params.contains("class_name_underscores") ? "job" : "detect";
+      // Left out otherwise: absent means "detect", so eval jobs written before keep their keys.
+      resolved["checkpoint_class_names"] = "job";
     }
   }
   return resolved;
