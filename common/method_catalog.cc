@@ -69,6 +69,20 @@ ParamInfo Recipe(std::string name, ParamType type, std::string help) {
   return info;
 }
 
+// eval_only: how the class-name form (class_name_underscores) is reconciled with the token
+// buffers a published checkpoint saves (docs/methods.md). Absent from jobs that are not
+// eval_only and, when it would say "detect", from eval_only jobs too: no key carries it then.
+ParamInfo CheckpointClassNamesParam() {
+  ParamInfo info{"checkpoint_class_names", ParamType::kString, Json(),
+                 "eval_only: \"detect\" = the '_' form whose prompts match the checkpoint's token buffers; \"job\" "
+                 "= class_name_underscores, which the buffers must confirm; \"unchecked\" = class_name_underscores, "
+                 "buffers not compared (other class names or CLIP). Default: \"job\" when class_name_underscores "
+                 "is set, else \"detect\"",
+                 {"detect", "job", "unchecked"}};
+  info.optional = true;
+  return info;
+}
+
 // Parameters of a prompt-learning method (CoOp, CoCoOp, MaPLe, DePT). Those left out take the
 // recipe of the method, dataset, protocol and compat mode (docs/recipes.md), at expansion.
 std::vector<ParamInfo> PromptParams() {
@@ -100,6 +114,7 @@ std::vector<ParamInfo> PromptParams() {
        "evaluate the upstream job's trained prompt (or `checkpoint`) instead of training", {}},
       {"checkpoint", ParamType::kString, "",
        "eval_only: a prompt checkpoint (atp's, or a published model.pth.tar-N)", {}},
+      CheckpointClassNamesParam(),
   };
   for (auto& p : EnvironmentParams()) params.push_back(p);
   return params;
@@ -316,7 +331,7 @@ Result<Json> ResolveMethodParams(const MethodInfo& method, const Json& params, c
   for (const auto* list : {&CommonParams(), &method.params}) {
     for (const auto& p : *list) {
       if (p.from_recipe) has_recipe_params = true;
-      if (resolved.contains(p.name) || p.from_recipe) continue;
+      if (resolved.contains(p.name) || p.from_recipe || p.optional) continue;
       if (p.default_value.is_null()) {
         return InvalidArgument("method '" + method.name + "' needs parameter '" + p.name + "' (" + p.help + ")");
       }
@@ -372,6 +387,17 @@ Result<Json> ResolveMethodParams(const MethodInfo& method, const Json& params, c
     resolved["n_ctx"] = words;
   }
   ATP_RETURN_IF_ERROR(CheckRecipeValues(method, resolved));
+  if (FindParam(method.params, "checkpoint_class_names")) {
+    if (!resolved.value("eval_only", false)) {
+      if (resolved.contains("checkpoint_class_names")) {
+        return InvalidArgument("method '" + method.name + "': checkpoint_class_names applies to eval_only jobs only");
+      }
+    } else if (!resolved.contains("checkpoint_class_names") && params.contains("class_name_underscores")) {
+      // A form the user chose is checked against the checkpoint, never silently replaced.
+      // Left out otherwise: absent means "detect", so eval jobs written before keep their keys.
+      resolved["checkpoint_class_names"] = "job";
+    }
+  }
   return resolved;
 }
 

@@ -24,6 +24,7 @@ struct ParamInfo {
   std::string help;
   std::vector<std::string> choices;   // for kString: the allowed values (empty: any)
   bool from_recipe = false;           // left out: the recipe's value for the job (default_value unused)
+  bool optional = false;              // left out: absent from the job (so from its key); default_value unused
 };
 
 struct MethodInfo {

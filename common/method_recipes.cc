@@ -73,15 +73,19 @@ std::vector<RecipeRule> BuildDefaultRules() {
                        {{"epochs", 50}, {"n_ctx", 4}, {"ctx_init", "a photo of a"}, {"batch_size", 32}, {"lr", 0.002}},
                        "KaiyangZhou/CoOp scripts/cocoop/xd_train.sh with TRAINER=CoOp, "
                        "configs/trainers/CoOp/vit_b16_ep50_ctxv1.yaml"));
+  // ATPrompt offers two routes to vanilla CoOp; the recipe follows its vanilla script whole:
+  // TRAINER=CoOp runs trainers/coop.py, which replaces '_' in class names. The other route
+  // (atprompt_base2new_train.sh with USE_ATPROMPT False, trainers/coop_atp.py: 2 tokens, 100
+  // epochs, '_' kept) is reachable by setting its values (docs/recipes.md).
   rules.push_back(Rule("coop", Variant::kVanilla, Setting::kBase2Novel, "official", "",
-                       {{"epochs", 200}, {"n_ctx", 16}, {"batch_size", 32}, {"lr", 0.002}, {"class_name_underscores", true}},
-                       "zhengli97/ATPrompt scripts/coop/vanila_base2new_train.sh (N_CTX 16, 200 epochs, "
-                       "configs/trainers/CoOp/vit_b16.yaml); class names keep '_' as trainers/coop_atp.py "
-                       "builds its vanilla prompts"));
+                       {{"epochs", 200}, {"n_ctx", 16}, {"batch_size", 32}, {"lr", 0.002}, {"class_name_underscores", false}},
+                       "zhengli97/ATPrompt scripts/coop/vanila_base2new_train.sh (TRAINER=CoOp: trainers/coop.py, "
+                       "class names with '_' replaced; N_CTX 16, 200 epochs, configs/trainers/CoOp/vit_b16.yaml)"));
   rules.push_back(Rule("coop", Variant::kVanilla, Setting::kTransfer, "official", "",
                        {{"epochs", 10}, {"n_ctx", 4}, {"batch_size", 32}, {"lr", 0.002}, {"class_name_underscores", true}},
                        "zhengli97/ATPrompt scripts/coop/atprompt_xd_train.sh with USE_ATPROMPT False "
-                       "(the route docs/ATPrompt.md gives for vanilla runs; no vanilla cross-dataset script)"));
+                       "(no vanilla CoOp cross-dataset script exists, so this is the only official route: "
+                       "trainers/coop_atp.py, whose vanilla prompts keep '_' in class names)"));
   rules.push_back(Rule("coop", Variant::kAtprompt, Setting::kAny, "", "",
                        {{"epochs", 100}, {"n_ctx", 2}, {"batch_size", 32}, {"lr", 0.002}},
                        "zhengli97/ATPrompt scripts/coop/atprompt_base2new_train.sh, configs/trainers/CoOp/vit_b16.yaml"));

@@ -31,6 +31,7 @@ TEST_F(MethodRecipesTest, EveryPromptJobResolvesEveryRecipeParameter) {
             Result<Json> resolved = ResolveMethodParams(*FindMethod(method), params);
             ASSERT_OK(resolved) << method << " " << dataset.name << " " << protocol << " " << compat;
             for (const auto& p : FindMethod(method)->params) {
+              if (p.optional) continue;
               EXPECT_TRUE(resolved->contains(p.name)) << method << " lacks " << p.name;
             }
             EXPECT_GE((*resolved)["epochs"].get<int>(), 1);
@@ -57,16 +58,50 @@ TEST_F(MethodRecipesTest, PaperCoopIsTheCocoopPapersRecipe) {
   EXPECT_EQ(transfer["ctx_init"], "a photo of a");
 }
 
-TEST_F(MethodRecipesTest, OfficialCoopIsAtpromptsVanillaScriptWithUnderscores) {
+// Regression: the official vanilla CoOp recipe took the vanilla script's epochs and tokens
+// (trainers/coop.py) but the underscores of trainers/coop_atp.py, a run neither route makes.
+TEST_F(MethodRecipesTest, OfficialCoopIsAtpromptsVanillaScriptWhole) {
   Json official = Resolve("coop", {{"dataset", "oxford_pets"}, {"compat", "official"}});
   EXPECT_EQ(official["epochs"], 200);
   EXPECT_EQ(official["n_ctx"], 16);
   EXPECT_EQ(official["ctx_init"], "");
-  EXPECT_EQ(official["class_name_underscores"], true);
-  // With ATPrompt the official trainer replaces '_' before building prompts.
+  EXPECT_EQ(official["class_name_underscores"], false);  // trainers/coop.py replaces '_'
   EXPECT_EQ(Resolve("coop", {{"dataset", "oxford_pets"}, {"compat", "official"}, {"atprompt", true}})
                 ["class_name_underscores"],
             false);
+  // Cross-dataset has no vanilla script: the ATPrompt script with ATPrompt off, whose
+  // trainer keeps '_'.
+  Json transfer = Resolve("coop", {{"dataset", "dtd"}, {"compat", "official"}, {"protocol", "cross_dataset"}});
+  EXPECT_EQ(transfer["n_ctx"], 4);
+  EXPECT_EQ(transfer["epochs"], 10);
+  EXPECT_EQ(transfer["class_name_underscores"], true);
+  // The other base-to-novel route, set by hand, resolves as given.
+  Json atp_route = Resolve("coop", {{"dataset", "oxford_pets"}, {"compat", "official"}, {"n_ctx", 2},
+                                    {"epochs", 100}, {"class_name_underscores", true}});
+  EXPECT_EQ(atp_route["n_ctx"], 2);
+  EXPECT_EQ(atp_route["class_name_underscores"], true);
+}
+
+// Only eval_only jobs that set it, or set class_name_underscores, carry checkpoint_class_names
+// (so no other job's key changes); a class-name form set by the user is one the checkpoint
+// must confirm.
+TEST_F(MethodRecipesTest, CheckpointClassNamesIsResolvedForEvalOnlyJobs) {
+  EXPECT_FALSE(Resolve("coop", {{"dataset", "dtd"}}).contains("checkpoint_class_names"));
+  // Absent means "detect": eval jobs that set nothing keep the keys they had.
+  EXPECT_FALSE(Resolve("coop", {{"dataset", "dtd"}, {"eval_only", true}}).contains("checkpoint_class_names"));
+  EXPECT_EQ(Resolve("coop", {{"dataset", "dtd"}, {"eval_only", true}, {"class_name_underscores", false}})
+                ["checkpoint_class_names"],
+            "job");
+  EXPECT_EQ(Resolve("coop", {{"dataset", "dtd"}, {"eval_only", true}, {"checkpoint_class_names", "unchecked"}})
+                ["checkpoint_class_names"],
+            "unchecked");
+  Result<Json> training = ResolveMethodParams(*FindMethod("coop"), {{"dataset", "dtd"}, {"checkpoint_class_names", "detect"}});
+  ASSERT_FALSE(training.ok());
+  EXPECT_NE(training.status().message().find("eval_only"), std::string::npos) << training.status().message();
+  Result<Json> bad = ResolveMethodParams(*FindMethod("coop"),
+                                         {{"dataset", "dtd"}, {"eval_only", true}, {"checkpoint_class_names", "maybe"}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("checkpoint_class_names"), std::string::npos) << bad.status().message();
 }
 
 TEST_F(MethodRecipesTest, AtpromptRowsFollowThePerDatasetTable) {

@@ -160,8 +160,8 @@ TEST(PromptLayoutParityTest, OfficialCoopAtpPromptsPositionByPosition) {
     design.n_ctx = c["n_ctx"].get<int>();
     design.attributes = c["attributes"].get<std::vector<std::string>>();
     design.attribute_ctx.assign(design.attributes.size(), c["attribute_ctx"].get<int>());
-    // The official learner builds its vanilla prompts before replacing '_' (the recipe's
-    // class_name_underscores for vanilla CoOp in official mode).
+    // trainers/coop_atp.py builds its vanilla prompts before replacing '_' (class_name_underscores
+    // = true; the official vanilla CoOp recipe follows trainers/coop.py, which replaces it).
     design.keep_underscores = design.attributes.empty();
     const auto names = c["classnames"].get<std::vector<std::string>>();
     auto layout = BuildPromptLayout(design, names, *tok);

@@ -90,6 +90,7 @@ Json MethodConfig::ToJson() const {
               {"class_position", ClassPositionName(design.class_position)},
               {"compat", CompatName(design.compat)},
               {"ctx_init", design.ctx_init},
+              {"class_name_underscores", design.keep_underscores},
               {"epochs", epochs},
               {"batch_size", batch_size},
               {"test_batch_size", test_batch_size},
@@ -112,7 +113,8 @@ Json MethodConfig::ToJson() const {
               {"use_feature_cache", use_feature_cache},
               {"feature_cache", feature_cache_dir},
               {"eval_only", eval_only},
-              {"checkpoint", checkpoint}};
+              {"checkpoint", checkpoint},
+              {"checkpoint_class_names", checkpoint_class_names}};
 }
 
 Result<MethodConfig> ResolveMethodConfig(const std::string& method, const Json& params, const Json& upstream) {
@@ -181,6 +183,10 @@ Result<MethodConfig> ResolveMethodConfig(const std::string& method, const Json& 
     ATP_RETURN_IF_ERROR(Read(params, method, "class_name_underscores", &c.design.keep_underscores));
     ATP_RETURN_IF_ERROR(Read(params, method, "eval_only", &c.eval_only));
     ATP_RETURN_IF_ERROR(Read(params, method, "checkpoint", &c.checkpoint));
+    // Absent from jobs that are not eval_only (and from specs written before it existed).
+    if (params.contains("checkpoint_class_names")) {
+      ATP_RETURN_IF_ERROR(Read(params, method, "checkpoint_class_names", &c.checkpoint_class_names));
+    }
     if (method == "maple") ATP_RETURN_IF_ERROR(Read(params, method, "depth", &c.maple_depth));
     if (method == "dept") ATP_RETURN_IF_ERROR(Read(params, method, "weight", &c.dept_weight));
   }

@@ -58,6 +58,8 @@ struct MethodConfig {
 
   bool eval_only = false;
   std::string checkpoint;       // eval_only: the prompt checkpoint (or the upstream job's)
+  // eval_only: "detect" | "job" | "unchecked" (docs/methods.md, "Published checkpoints").
+  std::string checkpoint_class_names = "detect";
 
   Json ToJson() const;          // every field, for the job's outputs and logs
 };

@@ -18,6 +18,7 @@
 #include "worker/job_failure.h"
 #include "worker/method_registry.h"
 #include "worker/prompt/attribute_search.h"
+#include "worker/prompt/checkpoint_class_names.h"
 #include "worker/prompt/cocoop_model.h"
 #include "worker/prompt/coop_model.h"
 #include "worker/prompt/dept_model.h"
@@ -141,6 +142,26 @@ MethodResult RunPromptMethod(JobContext& context) {
   for (const auto& note : train_splits.notes) std::fprintf(stderr, "[atp] data: %s\n", note.c_str());
   const std::vector<std::string> train_classes = data::ClassNamesByLabel(train_splits.splits.train);
 
+  // Evaluation of a checkpoint: the class-name form its trainer used ('_' kept or not), read
+  // from its token buffers, holds for every class evaluated (base and new alike).
+  std::string eval_checkpoint;
+  ClassNameForm class_name_form;
+  if (config.eval_only) {
+    eval_checkpoint = config.checkpoint;
+    for (const auto& up : context.upstream()) {
+      if (eval_checkpoint.empty() && up.contains("outputs")) eval_checkpoint = up["outputs"].value("checkpoint", "");
+    }
+    if (eval_checkpoint.empty()) {
+      throw JobFailure(FailureClass::kUserError,
+                       "eval_only needs a trained prompt: set `checkpoint` or depend on a training job");
+    }
+    const train::PromptTokenBuffers buffers = OrFail(train::ReadPromptTokenBuffers(eval_checkpoint));
+    class_name_form = OrFail(DecideClassNameForm(buffers, config.design, train_classes, *tokenizer,
+                                                 clip->token_embedding->weight, config.checkpoint_class_names));
+    config.design.keep_underscores = class_name_form.keep_underscores;
+    std::fprintf(stderr, "[atp] %s\n", class_name_form.note.c_str());
+  }
+
   ImageInputsOptions input_options;
   input_options.data_root = config.data_root;
   input_options.dataset = train_dataset;
@@ -258,18 +279,13 @@ MethodResult RunPromptMethod(JobContext& context) {
   Trainer trainer(model.get(), &inputs, trainer_options, hooks);
 
   if (config.eval_only) {
-    std::string checkpoint = config.checkpoint;
-    for (const auto& up : context.upstream()) {
-      if (checkpoint.empty() && up.contains("outputs")) checkpoint = up["outputs"].value("checkpoint", "");
-    }
-    if (checkpoint.empty()) {
-      throw JobFailure(FailureClass::kUserError,
-                       "eval_only needs a trained prompt: set `checkpoint` or depend on a training job");
-    }
-    auto state = OrFail(train::ImportPromptStateDict(checkpoint));
+    auto state = OrFail(train::ImportPromptStateDict(eval_checkpoint));
     OrFail(model->LoadStateDict(state));
-    result.outputs["checkpoint"] = checkpoint;
-    std::fprintf(stderr, "[atp] evaluating %s\n", checkpoint.c_str());
+    result.outputs["checkpoint"] = eval_checkpoint;
+    result.outputs["class_names"] = Json{{"underscores", class_name_form.keep_underscores},
+                                         {"decided_by", class_name_form.decided_by},
+                                         {"note", class_name_form.note}};
+    std::fprintf(stderr, "[atp] evaluating %s\n", eval_checkpoint.c_str());
   } else if (config.method != "zsclip" && config.epochs > 0) {
     TrainSummary summary = OrFail(trainer.Train(train_splits.splits.train), FailureClass::kError);
     result.metrics["train_loss"] = summary.final_loss;

@@ -416,4 +416,32 @@ Result<TensorMap> ImportPromptStateDict(const std::string& path) {
   });
 }
 
+Result<PromptTokenBuffers> ReadPromptTokenBuffers(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return NotFound("checkpoint " + path + " does not exist");
+  ATP_ASSIGN_OR_RETURN(const std::string file, ResolveCheckpointPath(path));
+  if (!fs::exists(file, ec)) return NotFound("checkpoint " + file + " (named by " + path + "/checkpoint) does not exist");
+  return Guarded<PromptTokenBuffers>("checkpoint", file, [&]() -> PromptTokenBuffers {
+    PyRef root = clip::ReadTorchArchive(file);
+    if (const PyRef* wrapped = Find(root, "state_dict")) root = *wrapped;
+    if (root->kind != PyValue::Kind::kDict) {
+      Fail("holds a " + std::string(KindName(root->kind)) + ", not a state dict or a checkpoint with 'state_dict'");
+    }
+    PromptTokenBuffers out;
+    out.file = file;
+    for (const auto& [key, value] : root->entries) {
+      if (key->kind != PyValue::Kind::kStr) Fail("has a non-string key in its state dict");
+      std::string name = key->s;
+      while (name.rfind("module.", 0) == 0) name = name.substr(7);
+      if (!IsDroppedBuffer(name)) continue;
+      if (name.rfind("prompt_learner.", 0) == 0) name = name.substr(std::string("prompt_learner.").size());
+      if (value->kind != PyValue::Kind::kTensor) {
+        Fail("has a " + std::string(KindName(value->kind)) + " at state_dict['" + key->s + "'], expected a tensor");
+      }
+      if (!out.buffers.emplace(name, value->tensor.contiguous().clone()).second) Fail("names buffer " + name + " twice");
+    }
+    return out;
+  });
+}
+
 }  // namespace atp::train

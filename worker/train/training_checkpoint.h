@@ -80,4 +80,15 @@ Result<TrainingCheckpoint> LoadTrainingCheckpoint(const std::string& path);
 // tensors are returned as float32 (the released ones are fp16), contiguous, on the CPU.
 Result<TensorMap> ImportPromptStateDict(const std::string& path);
 
+// The token buffers ImportPromptStateDict drops: the frozen token embeddings of the prompts the
+// official trainer built for the classes it was trained on (token_prefix, token_middle1..3,
+// token_suffix; keys without "module." / "prompt_learner." prefixes), in their stored dtype.
+// `file` is the checkpoint file read (resolved from a model folder); `buffers` is empty when
+// the checkpoint saves none (atp's own checkpoints). Errors as ImportPromptStateDict.
+struct PromptTokenBuffers {
+  std::string file;
+  TensorMap buffers;
+};
+Result<PromptTokenBuffers> ReadPromptTokenBuffers(const std::string& path);
+
 }  // namespace atp::train
