@@ -4,12 +4,12 @@
 #include "common/blas_runtime.h"
 
 #include <gtest/gtest.h>
-#include <stdio.h>
-#include <sys/wait.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+
+#include "tests/support/shell.h"
 
 namespace atp {
 namespace {
@@ -32,10 +32,7 @@ TEST(BlasKernelTest, InstructionSetLevelsOrderTheKernels) {
 #endif
 }
 
-struct AtpRun {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
+using AtpRun = testing::ShellRun;
 
 class BlasStartupTest : public ::testing::Test {
  protected:
@@ -51,17 +48,8 @@ class BlasStartupTest : public ::testing::Test {
 
   // `atp version` under `env` (VAR=value words), with no inherited choice.
   AtpRun Atp(const std::string& env) const {
-    const std::string command = "env -u OPENBLAS_CORETYPE -u ATP_BLAS_CORETYPE -u ATP_BLAS_STATE " + env + " " +
-                                atp_ + " version 2>&1";
-    AtpRun run;
-    FILE* pipe = popen(command.c_str(), "r");
-    if (!pipe) return run;
-    char buffer[4096];
-    size_t n;
-    while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) run.output.append(buffer, n);
-    const int status = pclose(pipe);
-    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return run;
+    return testing::RunShell("env -u OPENBLAS_CORETYPE -u ATP_BLAS_CORETYPE -u ATP_BLAS_STATE " + env + " " + atp_ +
+                             " version");
   }
 
   static std::string Preload() { return std::string("LD_PRELOAD=") + ATP_TEST_BLAS_INTERPOSER; }

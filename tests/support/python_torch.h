@@ -4,7 +4,6 @@
 // Thread-compatible: the interpreter is looked up once, on first use.
 #pragma once
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -14,25 +13,11 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/shell.h"
+
 namespace atp::testing {
 
-struct PythonRun {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-// Runs `command` through the shell, capturing both streams.
-inline PythonRun RunShell(const std::string& command) {
-  PythonRun run;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return run;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) run.output.append(buffer, n);
-  const int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
-}
+using PythonRun = ShellRun;
 
 // The interpreter to use, or "" with the reason in *why.
 inline std::string PythonWithTorch(std::string* why) {

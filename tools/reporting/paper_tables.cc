@@ -77,14 +77,8 @@ Result<std::vector<JobRow>> LoadJobs(sqlite3* db, const TableOptions& options, c
       "         WHERE d.job_id = j.id AND u.method = 'attribute_search')"
       " FROM jobs j WHERE ";
   sql += prefilter;
-  if (options.sweep_id) sql += " AND j.id IN (SELECT job_id FROM sweep_jobs WHERE sweep_id = ?)";
-  std::vector<std::string> binds;
-  AppendFilterSql(options.filters, &sql, &binds);
   Statement stmt;
-  ATP_SQLITE_CHECK(db, stmt.Prepare(db, sql));
-  int next = 1;
-  if (options.sweep_id) stmt.Bind(next++, *options.sweep_id);
-  BindFilterValues(stmt.get(), next, binds);
+  ATP_RETURN_IF_ERROR(PrepareJobSelection(db, std::move(sql), options.sweep_id, options.filters, &stmt));
 
   std::vector<JobRow> jobs;
   std::unordered_map<int64_t, size_t> by_id;

@@ -113,6 +113,9 @@ Result<ResultFilter> ParseResultFilter(const std::string& text) {
   return f;
 }
 
+namespace {
+
+// Appends " AND <condition>" for each filter to `sql` and the values to bind to `binds`.
 void AppendFilterSql(const std::vector<ResultFilter>& filters, std::string* sql, std::vector<std::string>* binds) {
   for (const ResultFilter& f : filters) {
     if (IsJobColumn(f.key)) {
@@ -130,7 +133,9 @@ void AppendFilterSql(const std::vector<ResultFilter>& filters, std::string* sql,
   }
 }
 
-int BindFilterValues(sqlite3_stmt* stmt, int first, const std::vector<std::string>& binds) {
+// Binds `binds` from parameter `first` on, each as an integer, real or boolean (1/0) when its
+// text is one, else as text.
+void BindFilterValues(sqlite3_stmt* stmt, int first, const std::vector<std::string>& binds) {
   int index = first;
   for (const std::string& v : binds) {
     char* end = nullptr;
@@ -148,7 +153,20 @@ int BindFilterValues(sqlite3_stmt* stmt, int first, const std::vector<std::strin
       sqlite3_bind_text(stmt, index++, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     }
   }
-  return index;
+}
+
+}  // namespace
+
+Status PrepareJobSelection(sqlite3* db, std::string select_sql, std::optional<int64_t> sweep_id,
+                           const std::vector<ResultFilter>& filters, Statement* stmt) {
+  if (sweep_id) select_sql += " AND j.id IN (SELECT job_id FROM sweep_jobs WHERE sweep_id = ?)";
+  std::vector<std::string> binds;
+  AppendFilterSql(filters, &select_sql, &binds);
+  ATP_SQLITE_CHECK(db, stmt->Prepare(db, select_sql));
+  int next = 1;
+  if (sweep_id) stmt->Bind(next++, *sweep_id);
+  BindFilterValues(stmt->get(), next, binds);
+  return Status::Ok();
 }
 
 // A key that is neither a job column nor a parameter of any recorded job is a typo: without
@@ -198,15 +216,8 @@ Result<QueryResult> RunResultsQuery(sqlite3* db, const QueryOptions& options) {
   std::string sql = "SELECT j.id, j.seed, j.state";
   for (const auto& e : exprs) sql += ", " + e;
   sql += " FROM jobs j WHERE 1";
-  if (options.sweep_id) sql += " AND j.id IN (SELECT job_id FROM sweep_jobs WHERE sweep_id = ?)";
-  std::vector<std::string> binds;
-  AppendFilterSql(options.filters, &sql, &binds);
-
   Statement jobs;
-  ATP_SQLITE_CHECK(db, jobs.Prepare(db, sql));
-  int next = 1;
-  if (options.sweep_id) jobs.Bind(next++, *options.sweep_id);
-  BindFilterValues(jobs.get(), next, binds);
+  ATP_RETURN_IF_ERROR(PrepareJobSelection(db, std::move(sql), options.sweep_id, options.filters, &jobs));
 
   struct Group {
     std::vector<std::string> key;

@@ -15,6 +15,7 @@
 
 #include "common/json.h"
 #include "common/status.h"
+#include "coordinator/store/sqlite_util.h"
 
 namespace atp {
 
@@ -29,13 +30,12 @@ struct ResultFilter {
 // Parses "key=value"; InvalidArgument (with the expected form) for anything else.
 Result<ResultFilter> ParseResultFilter(const std::string& text);
 
-// Appends " AND <condition>" for each filter to `sql` (the jobs table aliased `j`) and the
-// values to bind to `binds`, in order. Used by the query and by the paper tables alike.
-// Keys must have passed CheckResultKey: they are written into the SQL text.
-void AppendFilterSql(const std::vector<ResultFilter>& filters, std::string* sql, std::vector<std::string>* binds);
-// Binds `binds` (from AppendFilterSql) from parameter `first` on, each as an integer, real or
-// boolean (1/0) when its text is one, else as text; returns the next parameter index.
-int BindFilterValues(sqlite3_stmt* stmt, int first, const std::vector<std::string>& binds);
+// Prepares `select_sql`, a SELECT over the jobs table aliased `j` that ends inside its WHERE
+// clause, with " AND <condition>" appended for the sweep (when `sweep_id` is set) and for each
+// filter, and binds their values. Used by the query and by the paper tables alike. Filter keys
+// must have passed CheckResultKey: they are written into the SQL text.
+Status PrepareJobSelection(sqlite3* db, std::string select_sql, std::optional<int64_t> sweep_id,
+                           const std::vector<ResultFilter>& filters, Statement* stmt);
 
 struct QueryOptions {
   std::optional<int64_t> sweep_id;       // default: every job in the database
