@@ -1302,7 +1302,8 @@ std::string FormatDryRun(const Sweep& sweep) {
   // others once per stage).
   struct StageView {
     const Json* first_params = nullptr;
-    std::set<std::string> varying;
+    std::set<std::string> differing;  // every parameter whose value is not the same in all jobs
+    std::set<std::string> varying;    // those of them printed in per-job columns
     std::map<std::string, size_t> column_width;  // of "name=value", so the columns line up
   };
   std::map<std::string, StageView> views;
@@ -1317,12 +1318,13 @@ std::string FormatDryRun(const Sweep& sweep) {
     }
     for (auto& [name, value] : job.params.items()) {
       auto it = view.first_params->find(name);
-      if (it == view.first_params->end() || *it != value) view.varying.insert(name);
+      if (it == view.first_params->end() || *it != value) view.differing.insert(name);
     }
     for (auto& [name, value] : view.first_params->items()) {
-      if (!job.params.contains(name)) view.varying.insert(name);
+      if (!job.params.contains(name)) view.differing.insert(name);
     }
   }
+  for (auto& [stage, view] : views) view.varying = view.differing;
   auto pad = [](const std::string& text, size_t width) {
     return text.size() >= width ? text : text + std::string(width - text.size(), ' ');
   };
@@ -1396,7 +1398,8 @@ std::string FormatDryRun(const Sweep& sweep) {
     if (view != views.end() && view->second.first_params != nullptr) {
       std::vector<std::string> fixed;
       for (auto& [param, value] : view->second.first_params->items()) {
-        if (!view->second.varying.count(param)) fixed.push_back(param + "=" + ValueText(value));
+        // A recipe column that differs (CoOp's 16 tokens beside DePT's 4) is not fixed either.
+        if (!view->second.differing.count(param)) fixed.push_back(param + "=" + ValueText(value));
       }
       if (!fixed.empty()) out += pad("", stage_width) + "  fixed: " + Join(fixed, " ") + "\n";
     }

@@ -946,5 +946,37 @@ TEST(SweepRecipeTest, DryRunListsTheEffectiveRecipeOfEveryJob) {
   EXPECT_EQ(coop_imagenet, 3);
 }
 
+// Regression: a recipe value that differs between a stage's jobs (CoOp's epochs on ImageNet
+// against elsewhere) was listed on the stage's "fixed:" line with the first job's value.
+TEST(SweepRecipeTest, DryRunFixedLineHoldsOnlyValuesAllJobsShare) {
+  Result<Sweep> sweep = LoadSweepFile(PaperSweepPath("base2novel.toml"));
+  ASSERT_OK(sweep);
+  std::map<std::string, std::set<std::string>> epochs_by_stage;
+  for (const auto& job : sweep->jobs) {
+    if (job.params.contains("epochs")) epochs_by_stage[job.stage].insert(job.params["epochs"].dump());
+  }
+  const std::string text = FormatDryRun(*sweep);
+  std::istringstream lines(text);
+  std::string line, stage;
+  int checked = 0;
+  while (std::getline(lines, line)) {
+    const size_t fixed_at = line.find("  fixed: ");
+    if (fixed_at == std::string::npos) {
+      std::istringstream words(line);
+      words >> stage;  // a count line starts with its stage's name
+      continue;
+    }
+    auto epochs = epochs_by_stage.find(stage);
+    if (epochs == epochs_by_stage.end()) continue;
+    const bool listed = (" " + line.substr(fixed_at + 8) + " ").find(" epochs=") != std::string::npos;
+    EXPECT_EQ(listed, epochs->second.size() == 1) << stage << ": " << line;
+    ++checked;
+  }
+  EXPECT_GT(checked, 0) << text;
+  bool some_stage_varies = false;
+  for (const auto& [name, values] : epochs_by_stage) some_stage_varies |= values.size() > 1;
+  EXPECT_TRUE(some_stage_varies) << "the paper sweep's CoOp epochs differ on ImageNet";
+}
+
 }  // namespace
 }  // namespace atp
