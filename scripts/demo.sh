@@ -32,10 +32,10 @@ mpirun --oversubscribe -np "$RANKS" "$BUILD/tools/atp-sweep" experiments/demo.to
 echo
 "$ATP" status --db runs/demo.db
 echo
-"$ATP" tables --db runs/demo.db --table base2novel --where dataset=fashion_mnist
+"$ATP" tables --db runs/demo.db --sweep latest --table base2novel --where dataset=fashion_mnist
 echo
 # The closing summary: each +ATPrompt row against its baseline, paired seed by seed, with the
 # 95% interval of the difference.
-"$ATP" tables --db runs/demo.db --table atprompt-paired --where dataset=fashion_mnist
+"$ATP" tables --db runs/demo.db --sweep latest --table atprompt-paired --where dataset=fashion_mnist
 echo
 echo "demo finished in $(( $(date +%s) - started )) s; results in runs/demo.db (atp query --db runs/demo.db)"

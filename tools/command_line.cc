@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/flag_value.h"
+#include "tools/reporting/results_query.h"  // kLatestSweepId
 
 namespace atp {
 namespace {
@@ -178,13 +179,20 @@ CLI::Option* AddRepeatableFlag(CLI::App* app, const std::string& flag, const std
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
 }
 
-CLI::Option* AddSweepIdFlag(CLI::App* app, std::optional<int64_t>* target) {
+CLI::Option* AddSweepIdFlag(CLI::App* app, std::optional<int64_t>* target, const std::string& default_text) {
   auto parse = [target](const std::string& text) {
+    if (text == "latest") {
+      *target = kLatestSweepId;
+      return;
+    }
     Result<int64_t> id = ParseIntFlag("--sweep", text, 1);
-    if (!id.ok()) throw CLI::ValidationError(id.status().message() + " (a sweep id; see `atp status`)");
+    if (!id.ok()) throw CLI::ValidationError(id.status().message() + " (a sweep id, or latest; see `atp status`)");
     *target = *id;
   };
-  return app->add_option_function<std::string>("--sweep", parse, "the sweep (default: the latest)")->type_name("ID");
+  return app
+      ->add_option_function<std::string>("--sweep", parse,
+                                         "the sweep: an id, or latest (default: " + default_text + ")")
+      ->type_name("ID|latest");
 }
 
 }  // namespace atp

@@ -68,7 +68,10 @@ CLI::Option* AddHostPortFlag(CLI::App* app, const std::string& flag, const std::
 CLI::Option* AddRepeatableFlag(CLI::App* app, const std::string& flag, const std::string& value_name,
                                const std::string& description, std::function<void(const std::string&)> each);
 
-// --sweep ID of the commands that read a results database: a sweep id from 1 up.
-CLI::Option* AddSweepIdFlag(CLI::App* app, std::optional<int64_t>* target);
+// --sweep ID|latest of the commands that read a results database: a sweep id from 1 up, or
+// "latest", stored as kLatestSweepId (tools/reporting/results_query.h), which
+// ResolveSweepSelection turns into the newest sweep of the database. `default_text` says what
+// the command reads without the flag.
+CLI::Option* AddSweepIdFlag(CLI::App* app, std::optional<int64_t>* target, const std::string& default_text);
 
 }  // namespace atp

@@ -30,7 +30,7 @@ std::variant<Flags, int> ParseFlags(int argc, char** argv) {
       "KEY: stage, method, dataset, seed, state, or a job parameter (n_ctx, atprompt, ...).\n"
       "Without --group-by, jobs are grouped by configuration (every parameter but the seed).");
   app->add_option("--db", f.db, "the results database (read-only)")->type_name("RESULTS.db")->required();
-  AddSweepIdFlag(app.get(), &f.query.sweep_id);
+  AddSweepIdFlag(app.get(), &f.query.sweep_id, "every sweep in the database");
   AddRepeatableFlag(app.get(), "--where", "KEY=VALUE", "keep jobs whose KEY has this VALUE (repeatable)",
                     [&f](const std::string& text) {
                       Result<ResultFilter> filter = ParseResultFilter(text);

@@ -87,7 +87,7 @@ int RunStatusCommand(int argc, char** argv) {
   auto app = MakeCommand("atp status", "atp status --db RESULTS.db [--sweep ID] [--json]",
                          "Summarises a sweep in a results database: jobs per state, failures, progress.");
   AddDatabaseFlag(app.get(), flags);
-  AddSweepIdFlag(app.get(), &flags->sweep);
+  AddSweepIdFlag(app.get(), &flags->sweep, "the latest");
   app->add_flag("--json", flags->json, "print the summary as JSON");
   if (auto code = ParseCommandLine(app.get(), argc, argv)) return *code;
   auto reader = StoreReader::Open(flags->db);
@@ -95,6 +95,7 @@ int RunStatusCommand(int argc, char** argv) {
     std::fprintf(stderr, "atp status: %s\n", reader.status().message().c_str());
     return 2;
   }
+  if (flags->sweep == kLatestSweepId) flags->sweep.reset();  // the summary's own default
   auto summary = (*reader)->Summary(flags->sweep);
   if (!summary.ok()) {
     std::fprintf(stderr, "atp status: %s\n", summary.status().message().c_str());

@@ -32,7 +32,7 @@ std::variant<Flags, int> ParseFlags(int argc, char** argv) {
   app->footer("NAME: " + names);
   app->add_option("--db", f.db, "the results database (read-only)")->type_name("RESULTS.db")->required();
   app->add_option("--table", f.table.name, "which table")->type_name("NAME")->required();
-  AddSweepIdFlag(app.get(), &f.table.sweep_id);
+  AddSweepIdFlag(app.get(), &f.table.sweep_id, "every sweep in the database");
   AddRepeatableFlag(app.get(), "--where", "KEY=VALUE", "keep jobs whose KEY has this VALUE (repeatable)",
                     [&f](const std::string& text) {
                       Result<ResultFilter> filter = ParseResultFilter(text);

@@ -54,14 +54,7 @@ std::string AttributeLabel(const std::string& json_text) {
 // `prefilter` (SQL over `j`) keeps out the jobs of other experiments before their parameters
 // are extracted, which is most of the work on a large database.
 Result<std::vector<JobRow>> LoadJobs(sqlite3* db, const TableOptions& options, const char* prefilter) {
-  if (options.sweep_id) {
-    Statement check;
-    ATP_SQLITE_CHECK(db, check.Prepare(db, "SELECT 1 FROM sweeps WHERE id = ?"));
-    check.Bind(1, *options.sweep_id);
-    const int rc = check.Step();
-    ATP_SQLITE_CHECK(db, rc);
-    if (rc != SQLITE_ROW) return NotFound("no sweep " + std::to_string(*options.sweep_id) + " in the database");
-  }
+  ATP_ASSIGN_OR_RETURN(const std::optional<int64_t> sweep_id, ResolveSweepSelection(db, options.sweep_id));
   for (const auto& f : options.filters) ATP_RETURN_IF_ERROR(CheckResultKey(f.key));
   // SQLite extracts the few parameters the tables need, so no job's JSON is parsed here.
   std::string sql =
@@ -78,7 +71,7 @@ Result<std::vector<JobRow>> LoadJobs(sqlite3* db, const TableOptions& options, c
       " FROM jobs j WHERE ";
   sql += prefilter;
   Statement stmt;
-  ATP_RETURN_IF_ERROR(PrepareJobSelection(db, std::move(sql), options.sweep_id, options.filters, &stmt));
+  ATP_RETURN_IF_ERROR(PrepareJobSelection(db, std::move(sql), sweep_id, options.filters, &stmt));
 
   std::vector<JobRow> jobs;
   std::unordered_map<int64_t, size_t> by_id;

@@ -157,6 +157,24 @@ void BindFilterValues(sqlite3_stmt* stmt, int first, const std::vector<std::stri
 
 }  // namespace
 
+Result<std::optional<int64_t>> ResolveSweepSelection(sqlite3* db, std::optional<int64_t> sweep_id) {
+  if (!sweep_id) return sweep_id;
+  Statement find;
+  if (*sweep_id == kLatestSweepId) {
+    ATP_SQLITE_CHECK(db, find.Prepare(db, "SELECT max(id) FROM sweeps"));
+  } else {
+    ATP_SQLITE_CHECK(db, find.Prepare(db, "SELECT id FROM sweeps WHERE id = ?"));
+    find.Bind(1, *sweep_id);
+  }
+  const int rc = find.Step();
+  ATP_SQLITE_CHECK(db, rc);
+  if (rc != SQLITE_ROW || find.IsNull(0)) {
+    return NotFound(*sweep_id == kLatestSweepId ? std::string("no sweep in the database")
+                                              : "no sweep " + std::to_string(*sweep_id) + " in the database");
+  }
+  return std::optional<int64_t>(find.Int64(0));
+}
+
 Status PrepareJobSelection(sqlite3* db, std::string select_sql, std::optional<int64_t> sweep_id,
                            const std::vector<ResultFilter>& filters, Statement* stmt) {
   if (sweep_id) select_sql += " AND j.id IN (SELECT job_id FROM sweep_jobs WHERE sweep_id = ?)";
@@ -196,14 +214,7 @@ Result<QueryResult> RunResultsQuery(sqlite3* db, const QueryOptions& options) {
   for (const auto& k : options.group_by) ATP_RETURN_IF_ERROR(CheckResultKey(k));
   for (const auto& f : options.filters) ATP_RETURN_IF_ERROR(CheckKeyIsKnown(db, f.key));
   for (const auto& k : options.group_by) ATP_RETURN_IF_ERROR(CheckKeyIsKnown(db, k));
-  if (options.sweep_id) {
-    Statement check;
-    ATP_SQLITE_CHECK(db, check.Prepare(db, "SELECT 1 FROM sweeps WHERE id = ?"));
-    check.Bind(1, *options.sweep_id);
-    const int rc = check.Step();
-    ATP_SQLITE_CHECK(db, rc);
-    if (rc != SQLITE_ROW) return NotFound("no sweep " + std::to_string(*options.sweep_id) + " in the database");
-  }
+  ATP_ASSIGN_OR_RETURN(const std::optional<int64_t> sweep_id, ResolveSweepSelection(db, options.sweep_id));
 
   // Without --group-by, a group is one configuration: every parameter but the seed.
   const bool default_grouping = options.group_by.empty();
@@ -217,7 +228,7 @@ Result<QueryResult> RunResultsQuery(sqlite3* db, const QueryOptions& options) {
   for (const auto& e : exprs) sql += ", " + e;
   sql += " FROM jobs j WHERE 1";
   Statement jobs;
-  ATP_RETURN_IF_ERROR(PrepareJobSelection(db, std::move(sql), options.sweep_id, options.filters, &jobs));
+  ATP_RETURN_IF_ERROR(PrepareJobSelection(db, std::move(sql), sweep_id, options.filters, &jobs));
 
   struct Group {
     std::vector<std::string> key;

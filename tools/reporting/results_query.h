@@ -30,6 +30,12 @@ struct ResultFilter {
 // Parses "key=value"; InvalidArgument (with the expected form) for anything else.
 Result<ResultFilter> ParseResultFilter(const std::string& text);
 
+// The sweep a selection reads: nullopt stays nullopt (every sweep); kLatestSweepId (0, what
+// `--sweep latest` gives) becomes the newest sweep's id; any other id must exist. NotFound
+// names the id, or says that the database holds no sweep.
+inline constexpr int64_t kLatestSweepId = 0;
+Result<std::optional<int64_t>> ResolveSweepSelection(sqlite3* db, std::optional<int64_t> sweep_id);
+
 // Prepares `select_sql`, a SELECT over the jobs table aliased `j` that ends inside its WHERE
 // clause, with " AND <condition>" appended for the sweep (when `sweep_id` is set) and for each
 // filter, and binds their values. Used by the query and by the paper tables alike. Filter keys

@@ -212,6 +212,10 @@ TEST_F(PaperTablesTest, SweepAndWhereChooseTheResults) {
   EXPECT_DOUBLE_EQ(*Find(only_rerun, {"imagenet", "CoOp"})->cells[0].value, 90.0);
   EXPECT_EQ(Find(only_rerun, {"imagenet", "CoOp"})->cells[0].seeds, 1);
   EXPECT_FALSE(Find(only_rerun, {"dtd", "CoOp"})->cells[0].value.has_value());
+  // `--sweep latest` reads the newest sweep, here the rerun.
+  const PaperTable latest = Build("base2novel", kLatestSweepId);
+  EXPECT_DOUBLE_EQ(*Find(latest, {"imagenet", "CoOp"})->cells[0].value, 90.0);
+  EXPECT_EQ(Find(latest, {"imagenet", "CoOp"})->cells[0].seeds, 1);
   // Without --sweep, ImageNet's CoOp cell holds seed 1 twice: the table warns.
   const auto& notes = Build("base2novel").notes;
   EXPECT_NE(notes.back().find("several results of the same seed"), std::string::npos);
@@ -400,6 +404,10 @@ TEST_F(PaperTablesTest, BadInputIsInvalidArgument) {
   options.name = "base2novel";
   options.sweep_id = 42;
   EXPECT_EQ(BuildPaperTable(reader_->handle(), options).status().code(), StatusCode::kNotFound);
+  options.sweep_id = kLatestSweepId;  // a database that holds no sweep has no latest one
+  auto no_sweep = BuildPaperTable(reader_->handle(), options);
+  ASSERT_EQ(no_sweep.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(no_sweep.status().message().find("no sweep in the database"), std::string::npos);
   options.sweep_id.reset();
   options.filters = {{"bad key", "1"}};
   EXPECT_EQ(BuildPaperTable(reader_->handle(), options).status().code(), StatusCode::kInvalidArgument);
