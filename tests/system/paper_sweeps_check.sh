@@ -16,7 +16,7 @@ SWEEP="${1:?usage: paper_sweeps_check.sh BUILD_DIR}/tools/atp-sweep"
 # file (relative to the repository root) -> "stage=jobs ... total=jobs"
 declare -A EXPECTED=(
   [experiments/sleep.toml]="prepare=4 work=24 aggregate=3 total=31"
-  [experiments/demo.toml]="search=1 zeroshot=1 train=48 total=50"
+  [experiments/demo.toml]="search=1 zeroshot=1 train=24 train_20_seeds=40 train_30_seeds=60 total=126"
   [experiments/paper/base2novel.toml]="zero_shot=11 base2novel=264 total=275"
   [experiments/paper/search.toml]="search=11 base2novel=132 total=143"
   [experiments/paper/cross_dataset.toml]="train=18 transfer=180 total=198"

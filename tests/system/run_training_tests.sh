@@ -161,7 +161,7 @@ for k in a: assert torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6), k" "$a" "$b
 test_demo_sweep_is_valid() {
   local out
   out=$("$SWEEP" "$ROOT/experiments/demo.toml" --dry-run)
-  check "the demo sweep lists 50 jobs" grep -q "total *50 jobs" <<<"$out"
+  check "the demo sweep lists 126 jobs" grep -q "total *126 jobs" <<<"$out"
 }
 
 ALL=(test_train_command test_two_ranks_match_one test_demo_sweep_is_valid)
