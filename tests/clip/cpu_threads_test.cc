@@ -25,6 +25,14 @@ TEST(CpuThreadsTest, RanksOnANodeSplitItsCoresAndTheCoordinatorTakesNone) {
   else unsetenv("OMPI_COMM_WORLD_LOCAL_SIZE");
 }
 
+TEST(CpuThreadsTest, NarrowTowersRunOnOneThreadAndWideOnesOnTheShare) {
+  EXPECT_EQ(ComputeThreadsForWidth(128, 2), 1);  // the demo's tiny CLIP
+  EXPECT_EQ(ComputeThreadsForWidth(kWidestUnsplitTower, 8), 1);
+  EXPECT_EQ(ComputeThreadsForWidth(512, 2), 2);  // ViT-B text tower
+  EXPECT_EQ(ComputeThreadsForWidth(768, 16), 16);
+  EXPECT_EQ(ComputeThreadsForWidth(1024, 1), 1);
+}
+
 // Regression: libtorch's intra-op threads were set without the BLAS's, so a job at 2 threads
 // ran libtorch's 2 OpenMP threads beside OpenBLAS's own 2 (3x slower than at 1).
 TEST(CpuThreadsTest, SetsLibtorchAndTheBlasTogether) {

@@ -13,4 +13,8 @@ void SetCpuThreads(int n) {
 
 int CpuThreads() { return at::get_num_threads(); }
 
+int ComputeThreadsForWidth(int64_t widest_tower, int share) {
+  return widest_tower <= kWidestUnsplitTower ? 1 : share;
+}
+
 }  // namespace atp

@@ -4,6 +4,8 @@
 // job ran 3x slower than at 1). Process-wide settings: call from one thread, between steps.
 #pragma once
 
+#include <cstdint>
+
 #include "common/cpu_share.h"
 
 namespace atp {
@@ -15,5 +17,16 @@ void SetCpuThreads(int n);
 
 // The thread count SetCpuThreads last set (libtorch's view of it).
 int CpuThreads();
+
+// Towers at most this wide (the demo's tiny CLIP is 128) give each product and each
+// element-wise operation too little work to split: a second thread only adds wake-ups. The
+// demo's CoOp job, warm, ran 5.0-5.6 s at 1 thread and 7.3-9.8 s at 2, 2.3-2.7 s of which in
+// the kernel (futex wake-ups), on the same loaded 2-core machine; see docs/compute.md.
+inline constexpr int64_t kWidestUnsplitTower = 256;
+
+// The compute threads for a model whose widest tower is `widest_tower` wide, given the cores
+// of the process's share: 1 for towers up to kWidestUnsplitTower, else `share`. Only the
+// default: a job's explicit `threads` is used as given.
+int ComputeThreadsForWidth(int64_t widest_tower, int share);
 
 }  // namespace atp

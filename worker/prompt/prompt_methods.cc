@@ -1,5 +1,6 @@
 #include "worker/prompt/prompt_methods.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -87,8 +88,10 @@ MethodResult RunPromptMethod(JobContext& context) {
   const auto started = std::chrono::steady_clock::now();
   const JobSpec& spec = context.spec();
   MethodConfig config = OrFail(ResolveMethodConfig(spec.method, spec.params, context.upstream()));
-  // The job's explicit setting, else this node's cores shared by its worker ranks.
-  const int threads = ResolveCpuThreads(config.threads);
+  // The job's explicit setting, else this node's cores shared by its worker ranks (narrowed
+  // below for a narrow CLIP once it is loaded).
+  const int share = ResolveCpuThreads(config.threads);
+  int threads = share;
   SetCpuThreads(threads);
   torch::manual_seed(static_cast<uint64_t>(config.seed));
 
@@ -109,6 +112,11 @@ MethodResult RunPromptMethod(JobContext& context) {
     device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(
                                              context.device_slot() % static_cast<int>(torch::cuda::device_count())));
     clip->to(device);
+  }
+  if (config.threads <= 0 && device.is_cpu()) {
+    threads = ComputeThreadsForWidth(
+        std::max(clip->options.vision.width(), clip->options.text.width()), threads);
+    SetCpuThreads(threads);
   }
   const int resolution = static_cast<int>(clip->options.vision.input_resolution());
   const Precision precision =
@@ -167,7 +175,7 @@ MethodResult RunPromptMethod(JobContext& context) {
   input_options.dataset = train_dataset;
   input_options.resolution = resolution;
   input_options.seed = static_cast<uint64_t>(config.seed);
-  input_options.threads = threads;
+  input_options.threads = share;  // image decoding keeps every core of the share
   input_options.backbone_digest = backbone_digest;
   input_options.augment = config.augment;
   ImageInputs inputs(clip, input_options, cache.get(), sync.get());
@@ -273,7 +281,7 @@ MethodResult RunPromptMethod(JobContext& context) {
   trainer_options.test_batch_size = config.test_batch_size;
   trainer_options.data_root = config.data_root;
   trainer_options.resolution = resolution;
-  trainer_options.threads = threads;
+  trainer_options.threads = share;
   trainer_options.device = device;
   trainer_options.precision = precision;
   Trainer trainer(model.get(), &inputs, trainer_options, hooks);
