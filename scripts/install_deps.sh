@@ -3,7 +3,7 @@
 # present). Needs root, or sudo. Why each one is needed: README.md, "Dependencies".
 set -euo pipefail
 PACKAGES=(
-  build-essential cmake ccache pkg-config git
+  build-essential cmake ninja-build ccache pkg-config git
   libtorch-dev libopenblas0-pthread          # CLIP and training (CPU libtorch); a fast BLAS for it
   libopenmpi-dev openmpi-bin                 # coordinator/worker transport, CPU gradient averaging
   libsqlite3-dev sqlite3                     # results database (and its shell, for users and tests)

@@ -12,13 +12,6 @@
 namespace atp::clip {
 namespace {
 
-std::string ShapeString(c10::IntArrayRef shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-std::string ShapeString(const std::vector<int64_t>& shape) { return ShapeString(c10::IntArrayRef(shape)); }
-
 bool IsScalarMetadata(const std::string& key) {
   return key == "input_resolution" || key == "context_length" || key == "vocab_size";
 }

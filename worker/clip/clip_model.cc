@@ -12,12 +12,6 @@ bool EndsWith(const std::string& s, const std::string& p) {
   return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
 }
 
-std::string ShapeString(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 void AddBlockShapes(const std::string& prefix, int64_t width, int64_t layers, TensorShapes* out) {
   for (int64_t i = 0; i < layers; ++i) {
     const std::string p = prefix + "resblocks." + std::to_string(i) + ".";
@@ -37,6 +31,12 @@ void AddBlockShapes(const std::string& prefix, int64_t width, int64_t layers, Te
 }
 
 }  // namespace
+
+std::string ShapeString(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
 
 std::string ClipOptions::ToString() const {
   std::ostringstream s;

@@ -26,6 +26,9 @@ struct ClipOptions {
 
 using TensorShapes = std::map<std::string, std::vector<int64_t>>;
 
+// "[3, 224, 224]": a shape as the error messages about checkpoints print it.
+std::string ShapeString(const std::vector<int64_t>& shape);
+
 // build_model's inference (widths, layers, heads = width/64, patch, grid, resolution,
 // context, vocabulary, embed dim). `source` names the file in errors. ResNet checkpoints
 // and state dicts that are not CLIP are rejected here.
