@@ -153,6 +153,24 @@ const std::vector<MethodInfo>& AllMethods() {
       {"dept", "DePT: CoOp prompts plus a FiLM linear-probe head (± ATPrompt)", true,
        WithExtra(PromptParams(),
                  {Recipe("weight", ParamType::kFloat, "linear-probe loss weight w (default: the recipe's)")})},
+      {"promptsrc",
+       "PromptSRC: independent deep text and vision prompts (IVLP) with self-regularisation against the frozen "
+       "CLIP and Gaussian prompt aggregation (± ATPrompt, deep version)",
+       true,
+       WithExtra(PromptParams(),
+                 {Recipe("vision_n_ctx", ParamType::kInt, "vision prompt tokens per block (default: the recipe's: 4)"),
+                  Recipe("text_depth", ParamType::kInt,
+                         "text prompt depth: blocks 0..depth-1 carry prompts (default: the recipe's: 9; 3 cross-dataset)"),
+                  Recipe("vision_depth", ParamType::kInt,
+                         "vision prompt depth (default: the recipe's: 9; 3 cross-dataset)"),
+                  Recipe("text_loss_weight", ParamType::kFloat,
+                         "weight of the L1 loss to the frozen text features (default: the recipe's: 25)"),
+                  Recipe("image_loss_weight", ParamType::kFloat,
+                         "weight of the L1 loss to the frozen image features (default: the recipe's: 10)"),
+                  Recipe("gpa_mean", ParamType::kFloat,
+                         "Gaussian prompt aggregation: mean epoch (1-based) (default: the recipe's)"),
+                  Recipe("gpa_std", ParamType::kFloat,
+                         "Gaussian prompt aggregation: standard deviation in epochs (default: the recipe's)")})},
       {"attribute_search", "ATPrompt's differentiable search for the dataset's attribute words", true,
        WithExtra(EnvironmentParams(),
                  {{"bases", ParamType::kStringList, Json::array(),
@@ -209,6 +227,8 @@ const NumericFloor* FloorOf(const std::string& name) {
       {"attribute_ctx", {0, true}},    {"epochs", {0, true}},          {"batch_size", {0, true}},
       {"lr", {0, true}},               {"max_steps_per_epoch", {0, true}}, {"depth", {0, true}},
       {"weight", {0, true}},           {"max_group_size", {0, true}},  {"alpha_lr", {0, true}},
+      {"vision_n_ctx", {0, true}},     {"text_depth", {1, true}},      {"vision_depth", {0, true}},
+      {"text_loss_weight", {0, true}}, {"image_loss_weight", {0, true}}, {"gpa_std", {0, false}},
   };
   auto it = kFloors.find(name);
   return it == kFloors.end() ? nullptr : &it->second;
