@@ -13,7 +13,8 @@
 # two jobs. Nothing is written outside WORK (default: a new folder under /tmp).
 #
 # usage: bench/official/run.sh --atprompt DIR [--dassl DIR] [--yacs DIR] [--data-root DIR]
-#            [--tiny-clip DIR] [--work DIR] [--seed N] [--steps N] [--only job|step] [--build]
+#            [--tiny-clip DIR] [--work DIR] [--seed N] [--steps N] [--only job|step|accuracy] [--build]
+#            [--accuracy-seeds 1,2,3,...]
 #   --atprompt   checkout of github.com/zhengli97/ATPrompt (train.py, trainers/, clip/, datasets/)
 #   --dassl      Dassl.pytorch to import (default: the ATPrompt checkout's own Dassl.pytorch, which
 #                its INSTALL.md installs; upstream KaiyangZhou/Dassl.pytorch lacks test(is_final))
@@ -22,6 +23,8 @@
 #   --data-root  where `atp data import-fashion-mnist` wrote fashion_mnist/ (default: ./data)
 #   --tiny-clip  where `atp pretrain` wrote tiny_clip.pt and its vocabulary (default: ./runs/tiny_clip)
 #   --steps      timed official steps after one warm-up step, and atp_bench_methods' STEPS (default 2)
+#   --accuracy-seeds  also run the job (official: both runs; atp: cold, 1 thread) for each of these
+#                seeds and print the base and new accuracies side by side with their means
 #   --build      build atp and atp_bench_methods first (default: only when missing), through
 #                scripts/build.sh into $ATP_BUILD_DIR (default ./build)
 # The official code runs on Debian's python3 (/usr/bin/python3, or $ATP_OFFICIAL_PYTHON) with
@@ -36,7 +39,7 @@ usage() { sed -n '/^# usage:/,/^# The official/p' "$0" | sed '$d; s/^# \{0,1\}//
 die() { echo "run.sh: $*" >&2; exit 1; }
 
 ATPROMPT="" DASSL="" YACS="" DATA_ROOT="$ROOT/data" TINY_CLIP="$ROOT/runs/tiny_clip" WORK="" SEED=1 STEPS=2
-ONLY="" BUILD_FIRST=0
+ONLY="" BUILD_FIRST=0 ACCURACY_SEEDS=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --atprompt) ATPROMPT=$2; shift 2 ;;
@@ -49,12 +52,17 @@ while [ $# -gt 0 ]; do
     --steps) STEPS=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
     --build) BUILD_FIRST=1; shift ;;
+    --accuracy-seeds) ACCURACY_SEEDS=$2; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "run.sh: unknown argument '$1'" >&2; usage ;;
   esac
 done
 [ -n "$ATPROMPT" ] || { echo "run.sh: --atprompt DIR is required" >&2; usage; }
-case "$ONLY" in ""|job|step) ;; *) die "--only: 'job' or 'step', not '$ONLY'" ;; esac
+case "$ONLY" in ""|job|step|accuracy) ;; *) die "--only: 'job', 'step' or 'accuracy', not '$ONLY'" ;; esac
+[ "$ONLY" != accuracy ] || [ -n "$ACCURACY_SEEDS" ] || die "--only accuracy needs --accuracy-seeds"
+for n in $SEED $STEPS ${ACCURACY_SEEDS//,/ }; do
+  [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "seeds and steps are positive integers, not '$n'"
+done
 abspath() { (cd "$1" && pwd) || die "$2 $1: no such folder"; }
 ATPROMPT=$(abspath "$ATPROMPT" --atprompt)
 [ -f "$ATPROMPT/train.py" ] && [ -f "$ATPROMPT/trainers/coop_atp.py" ] ||
@@ -83,8 +91,10 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
     echo "== apt-get install ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" > "$WORK/apt.log" 2>&1 ||
-      { tail -20 "$WORK/apt.log"; die "apt-get install failed (log: $WORK/apt.log)"; }
+    # An out-of-date package list makes the first try fail; then refresh it once.
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" ||
+      { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"; }
+    } > "$WORK/apt.log" 2>&1 || { tail -20 "$WORK/apt.log"; die "apt-get install failed (log: $WORK/apt.log)"; }
   else
     die "the official code needs Debian packages that are missing: sudo apt-get install ${missing[*]}"
   fi
@@ -121,34 +131,36 @@ sum() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a + b }'; }
 official_accuracy() { grep '^\* accuracy:' "$WORK/$1.log" | tail -1 | sed 's/^\* accuracy: *//; s/%//'; }
 atp_metric() { "$PY" -c "import json,sys; print('%.2f' % json.load(open(sys.argv[1]))['metrics'][sys.argv[2]])" "$1" "$2"; }
 
-if [ "$ONLY" != step ]; then
-  echo
-  echo "== 1. demo-sized CoOp job: tiny CLIP, Fashion-MNIST base-to-novel, seed $SEED, 16 shots, 30 epochs," \
-       "batch 8, lr 0.002, 16 random context tokens, no augmentation, 2000 test images per split"
-  OPTS=(TRAINER.COOP.N_CTX 16 TRAINER.COOP.CSC False TRAINER.COOP.CLASS_TOKEN_POSITION end
-        TRAINER.COOP.PREC fp32 DATASET.NUM_SHOTS 16)
-  TRAIN=(--root "$DATA_ROOT" --seed "$SEED" --trainer CoOp --dataset-config-file "$HERE/configs/fashion_mnist.yaml"
+# The job, both trainers. OPTS/TRAIN: the official train.py's arguments for seed $1.
+OPTS=(TRAINER.COOP.N_CTX 16 TRAINER.COOP.CSC False TRAINER.COOP.CLASS_TOKEN_POSITION end
+      TRAINER.COOP.PREC fp32 DATASET.NUM_SHOTS 16)
+train_args() {
+  TRAIN=(--root "$DATA_ROOT" --seed "$1" --trainer CoOp --dataset-config-file "$HERE/configs/fashion_mnist.yaml"
          --config-file "$HERE/configs/coop_tiny_clip.yaml")
-  rm -rf "$WORK/official_base" "$WORK/official_new"
-  # One thread, as the demo's jobs: torch's and OpenBLAS's pools, no loader workers (the config).
-  export ATP_OFFICIAL_MAX_TEST_IMAGES=2000
-  timed official_train env OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 "${LAUNCH[@]}" --threads 1 train -- "${TRAIN[@]}" \
-    --output-dir "$WORK/official_base" "${OPTS[@]}" DATASET.SUBSAMPLE_CLASSES base OPTIM.MAX_EPOCH 30
-  O_TRAIN_WALL=$WALL O_TRAIN_CPU=$CPU O_TRAIN_LOAD=$LOAD O_BASE=$(official_accuracy official_train)
-  timed official_new env OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 "${LAUNCH[@]}" --threads 1 train -- "${TRAIN[@]}" \
-    --output-dir "$WORK/official_new" --eval-only --model-dir "$WORK/official_base" --load-epoch 30 \
-    "${OPTS[@]}" DATASET.SUBSAMPLE_CLASSES new
-  O_NEW_WALL=$WALL O_NEW_CPU=$CPU O_NEW_LOAD=$LOAD O_NEW=$(official_accuracy official_new)
-  unset ATP_OFFICIAL_MAX_TEST_IMAGES
+}
+# official_job SEED NAME: the released base-to-novel pair of runs, one thread as the demo's jobs
+# (torch's and OpenBLAS's pools; no loader workers: the config). Sets O_* figures.
+official_job() {
+  local seed=$1 name=$2
+  train_args "$seed"
+  rm -rf "$WORK/${name}_base" "$WORK/${name}_new"
+  timed "${name}_train" env ATP_OFFICIAL_MAX_TEST_IMAGES=2000 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+    "${LAUNCH[@]}" --threads 1 train -- "${TRAIN[@]}" --output-dir "$WORK/${name}_base" "${OPTS[@]}" \
+    DATASET.SUBSAMPLE_CLASSES base OPTIM.MAX_EPOCH 30
+  O_TRAIN_WALL=$WALL O_TRAIN_CPU=$CPU O_TRAIN_LOAD=$LOAD O_BASE=$(official_accuracy "${name}_train")
+  timed "${name}_new" env ATP_OFFICIAL_MAX_TEST_IMAGES=2000 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+    "${LAUNCH[@]}" --threads 1 train -- "${TRAIN[@]}" --output-dir "$WORK/${name}_new" --eval-only \
+    --model-dir "$WORK/${name}_base" --load-epoch 30 "${OPTS[@]}" DATASET.SUBSAMPLE_CLASSES new
+  O_NEW_WALL=$WALL O_NEW_CPU=$CPU O_NEW_LOAD=$LOAD O_NEW=$(official_accuracy "${name}_new")
   O_WALL=$(sum "$O_TRAIN_WALL" "$O_NEW_WALL") O_CPU=$(sum "$O_TRAIN_CPU" "$O_NEW_CPU")
-
-  # The same job for atp (experiments/demo.toml's vanilla CoOp job, seed $SEED).
-  write_job() {  # write_job FILE THREADS_LINE CACHE_LINE
-    cat > "$1" <<EOF
+}
+# write_job FILE SEED THREADS_LINE CACHE_LINE: experiments/demo.toml's vanilla CoOp job for atp.
+write_job() {
+  cat > "$1" <<JOB
 method = "coop"
 [params]
 dataset = "fashion_mnist"
-seed = $SEED
+seed = $2
 data_root = "$DATA_ROOT"
 backbone = "$BACKBONE"
 vocab = "$VOCAB"
@@ -160,18 +172,24 @@ augment = false
 atprompt = false
 ctx_init = ""
 n_ctx = 16
-$2
 $3
-EOF
-  }
+$4
+JOB
+}
+JOB_TITLE="tiny CLIP, Fashion-MNIST base-to-novel, 16 shots, 30 epochs, batch 8, lr 0.002, 16 random context tokens, no augmentation, 2000 test images per split"
+
+if [ -z "$ONLY" ] || [ "$ONLY" = job ]; then
+  echo
+  echo "== 1. demo-sized CoOp job, seed $SEED: $JOB_TITLE"
+  official_job "$SEED" official
   rm -rf "$WORK/atp"
   mkdir -p "$WORK/atp"
   rows=()
   for threads in 1 default; do
     threads_line="threads = 1"
     [ "$threads" = 1 ] || threads_line="# threads: atp's default (all cores of the process's share)"
-    write_job "$WORK/atp/cold_$threads.toml" "$threads_line" "use_feature_cache = false"
-    write_job "$WORK/atp/warm_$threads.toml" "$threads_line" "feature_cache = \"$WORK/atp/feature_cache\""
+    write_job "$WORK/atp/cold_$threads.toml" "$SEED" "$threads_line" "use_feature_cache = false"
+    write_job "$WORK/atp/warm_$threads.toml" "$SEED" "$threads_line" "feature_cache = \"$WORK/atp/feature_cache\""
     timed "atp_cold_$threads" "$ATP" train "$WORK/atp/cold_$threads.toml" --workdir "$WORK/atp/cold_$threads" --fresh
     rows+=("atp train, cold, threads $threads|$WALL|$CPU|$LOAD|$(atp_metric "$WORK/atp/cold_$threads/metrics.json" base_accuracy)|$(atp_metric "$WORK/atp/cold_$threads/metrics.json" new_accuracy)")
     if [ ! -d "$WORK/atp/feature_cache" ]; then  # fills the cache (not a figure of the comparison)
@@ -198,7 +216,26 @@ EOF
        "whole job: $(ratio "$O_TRAIN_WALL" "$(echo "${rows[0]}" | cut -d'|' -f2)") cold at 1 thread)"
 fi
 
-if [ "$ONLY" != job ]; then
+if [ -n "$ACCURACY_SEEDS" ]; then
+  echo
+  echo "== accuracy over seeds ${ACCURACY_SEEDS}: $JOB_TITLE; official (both runs) and atp cold, 1 thread"
+  printf '%6s %14s %14s %14s %14s\n' seed "official base" "atp base" "official new" "atp new"
+  acc_rows=""
+  for seed in ${ACCURACY_SEEDS//,/ }; do
+    official_job "$seed" "official_seed$seed"
+    write_job "$WORK/atp_seed$seed.toml" "$seed" "threads = 1" "use_feature_cache = false"
+    timed "atp_seed$seed" "$ATP" train "$WORK/atp_seed$seed.toml" --workdir "$WORK/atp_seed$seed" --fresh
+    a_base=$(atp_metric "$WORK/atp_seed$seed/metrics.json" base_accuracy)
+    a_new=$(atp_metric "$WORK/atp_seed$seed/metrics.json" new_accuracy)
+    printf '%6s %14s %14s %14s %14s\n' "$seed" "$O_BASE" "$a_base" "$O_NEW" "$a_new"
+    acc_rows+="$O_BASE $a_base $O_NEW $a_new"$'\n'
+  done
+  printf '%s' "$acc_rows" | awk '{ for (i = 1; i <= 4; i++) { s[i] += $i; q[i] += $i * $i } n++ }
+    END { printf "%6s", "mean"; for (i = 1; i <= 4; i++) printf " %14s", sprintf("%.2f", s[i] / n); printf "\n";
+          if (n > 1) { printf "%6s", "sd"; for (i = 1; i <= 4; i++) printf " %14s", sprintf("%.2f", sqrt((q[i] - s[i] * s[i] / n) / (n - 1))); printf "\n" } }'
+fi
+
+if [ -z "$ONLY" ] || [ "$ONLY" = step ]; then
   echo
   echo "== 2. one CoOp+ATPrompt training step, ViT-B/16 sizes, random weights, batch 32, 50 classes, fp32"
   timed official_step "${LAUNCH[@]}" --steps "$STEPS" step
