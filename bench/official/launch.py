@@ -3,6 +3,7 @@
     launch.py COMMON check
     launch.py COMMON train -- TRAIN.PY ARGUMENTS...
     launch.py COMMON [--steps N] step
+    launch.py COMMON tokens < LINES
     COMMON = --atprompt DIR --dassl DIR [--yacs DIR] --work DIR [--threads N]
              [--backbone tiny_clip.pt --vocab tiny_clip_vocab.txt.gz]
 
@@ -10,7 +11,9 @@
 registering atp's Fashion-MNIST (atp_fashion_mnist.py) and tiny CLIP (atp_tiny_clip.py).
 `step` times CoOp+ATPrompt training steps of the official CustomCLIP of trainers/coop_atp.py
 on a random-weight ViT-B/16 at atp_bench_methods' settings. `check` verifies the set-up and
-that the tiny CLIP loads strictly into the official CLIP.
+that the tiny CLIP loads strictly into the official CLIP. `tokens` prints the official
+tokenizer's 77 ids of each line on stdin with the tiny CLIP's vocabulary, as `atp clip
+tokenize` does, so that run.sh can compare the two.
 
 Packages that Debian does not ship (ftfy, gdown, wilds, tensorboard) are replaced, only when
 missing, by the stand-ins in shims/ (each file says why it does not change what is timed),
@@ -114,6 +117,14 @@ def command_check(args):
           f"{torch.get_num_threads()} threads, BLAS {blas_core()}")
 
 
+def command_tokens(args):
+    import atp_tiny_clip
+    atp_tiny_clip.use_vocabulary(atp_tiny_clip.official_vocabulary_copy(args.vocab, args.work))
+    from clip import clip
+    for line in sys.stdin.read().splitlines():
+        print(" ".join(str(int(t)) for t in clip.tokenize(line)[0]))
+
+
 def command_train(args, rest):
     import torch
     import atp_tiny_clip
@@ -194,22 +205,24 @@ def main():
     parser.add_argument("--backbone", default="", help="atp's tiny_clip.pt")
     parser.add_argument("--vocab", default="", help="atp's tiny_clip_vocab.txt.gz")
     parser.add_argument("--steps", type=int, default=2, help="step: timed steps after one warm-up step")
-    parser.add_argument("command", choices=["check", "train", "step"])
+    parser.add_argument("command", choices=["check", "train", "step", "tokens"])
     parser.add_argument("rest", nargs=argparse.REMAINDER, help="train: the arguments of train.py, after --")
     args = parser.parse_args()
     rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
-    if args.command in ("check", "train") and not (args.backbone and args.vocab):
+    if args.command in ("check", "train", "tokens") and not (args.backbone and args.vocab):
         fail(f"{args.command} needs --backbone and --vocab (atp's tiny CLIP)")
     setup_paths(args)
     used = install_shims(args.work)
     if used:
         print(f"[official] stand-ins for packages Debian does not ship: {', '.join(used)} "
-              f"(bench/official/shims/)", flush=True)
+              f"(bench/official/shims/)", file=sys.stderr, flush=True)
     import torch
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     if args.command == "check":
         command_check(args)
+    elif args.command == "tokens":
+        command_tokens(args)
     elif args.command == "train":
         command_train(args, rest)
     else:

@@ -111,8 +111,18 @@ LAUNCH=("$PY" "$HERE/launch.py" --atprompt "$ATPROMPT" --dassl "$DASSL" --work "
         --backbone "$BACKBONE" --vocab "$VOCAB")
 [ -z "$YACS" ] || LAUNCH+=(--yacs "$YACS")
 echo "== set-up check (official code: $ATPROMPT, Dassl: $DASSL; work: $WORK)"
-"${LAUNCH[@]}" check 2> "$WORK/check.err" | grep -v '^build model vit' ||
+"${LAUNCH[@]}" check 2> "$WORK/check.err" | grep -v '^build model vit' && grep '^\[official\]' "$WORK/check.err" ||
   { cat "$WORK/check.err" >&2; die "the official code could not be set up (above)"; }
+
+# The prompts both trainers build for the ten classes, tokenized by each: the same ids or stop.
+classes=$("$PY" -c "import json,sys; names={l: n for _, l, n in json.load(open(sys.argv[1]))['test']}; print('\n'.join(names[l] for l in sorted(names)))" \
+  "$DATA_ROOT/fashion_mnist/split_zhou_FashionMNIST.json")
+prompts=$(while IFS= read -r name; do echo "X X X X X X X X X X X X X X X X ${name//_/ }."; done <<< "$classes")
+"$ATP" clip tokenize --vocab "$VOCAB" <<< "$prompts" | awk '{$1 = $1; print}' > "$WORK/tokens_atp.txt"
+"${LAUNCH[@]}" tokens <<< "$prompts" 2> "$WORK/tokens.err" | awk '{$1 = $1; print}' > "$WORK/tokens_official.txt"
+cmp -s "$WORK/tokens_atp.txt" "$WORK/tokens_official.txt" ||
+  die "the official tokenizer and atp's disagree on the prompts (diff $WORK/tokens_atp.txt $WORK/tokens_official.txt)"
+echo "tokens: the $(wc -l < "$WORK/tokens_atp.txt") classes' prompts have the same ids in both tokenizers"
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 # timed NAME COMMAND...: runs COMMAND with output to WORK/NAME.log; sets WALL and CPU (user + sys
