@@ -125,6 +125,25 @@ inline OfficialCase LoadOfficialCaseNamed(const std::string& name) {
   return {};
 }
 
+// The PromptSRC / IVLP cases (official/promptsrc/, written by the released PromptSRC and
+// December-2024 ATPrompt classes; the README's table lists them).
+inline std::vector<Json> PromptSrcIndex() {
+  std::ifstream in(OfficialFixtureDir() + "/promptsrc/index.json");
+  EXPECT_TRUE(in) << "missing " << OfficialFixtureDir() << "/promptsrc/index.json";
+  if (!in) return {};
+  std::vector<Json> cases = Json::parse(in)["cases"].get<std::vector<Json>>();
+  for (Json& meta : cases) meta["file"] = "promptsrc/" + meta["file"].get<std::string>();
+  return cases;
+}
+
+inline OfficialCase LoadPromptSrcCase(const std::string& name) {
+  for (const Json& meta : PromptSrcIndex()) {
+    if (meta["name"].get<std::string>() == name) return LoadOfficialCase(meta);
+  }
+  ADD_FAILURE() << "no PromptSRC case '" << name << "' in promptsrc/index.json";
+  return {};
+}
+
 // The settings the official run had, as an atp MethodConfig in the given compat mode. Paper
 // mode replaces '_' in class names (the official *_atp.py learners keep it with ATPrompt off).
 inline MethodConfig OfficialConfig(const OfficialCase& c, Compat compat) {

@@ -7,6 +7,7 @@
 
 #include "tests/prompt/official_parity.h"
 #include "worker/prompt/kd_teacher.h"
+#include "worker/prompt/promptkd_method.h"
 #include "worker/prompt/promptkd_model.h"
 
 namespace atp::prompt {
@@ -102,6 +103,69 @@ INSTANTIATE_TEST_SUITE_P(Official, PromptkdParityTest, ::testing::ValuesIn(Promp
                          [](const ::testing::TestParamInfo<Json>& info) {
                            return info.param["name"].get<std::string>();
                          });
+
+// A published teacher checkpoint: written by the released PromptSRC trainer (Dassl's
+// save_checkpoint layout), read here as PromptKD reads it; the released PromptKD teacher's text
+// features of all five classes and its logits are the reference.
+class PromptkdTeacherImportTest : public ::testing::Test {
+ protected:
+  static std::string Fixture(const std::string& file) { return testing::OfficialFixtureDir() + "/promptkd/" + file; }
+  static MethodConfig Student(const std::string& checkpoint, int teacher_depth) {
+    MethodConfig student;
+    student.method = "promptkd";
+    student.dataset = "fashion_mnist";
+    student.teacher_checkpoint = checkpoint;
+    student.teacher_method = "promptsrc";
+    student.teacher_backbone = "parity_clip.pt";
+    student.teacher_n_ctx = 4;
+    student.teacher_depth = teacher_depth;
+    return student;
+  }
+  static const std::vector<std::string>& Classes() {
+    static const std::vector<std::string> kClasses = {"t-shirt", "trouser", "pullover", "dress", "coat"};
+    return kClasses;
+  }
+};
+
+TEST_F(PromptkdTeacherImportTest, TextFeaturesAndLogitsMatchTheReleasedTeacher) {
+  ATP_REQUIRE_TOKENIZER(tokenizer);
+  auto source = ResolveTeacherSource(Student(Fixture("teacher_depth3.pth.tar"), 3), Json::array());
+  ASSERT_OK(source);
+  EXPECT_EQ(source->origin, "published checkpoint");
+  auto teacher = BuildKdTeacher(*source, testing::ParityClip(), tokenizer, Classes());
+  ASSERT_OK(teacher);
+  auto official = clip::ReadClipStateDict(Fixture("promptkd_teacher_import.pt"));
+  ASSERT_OK(official);
+  ExpectClose("teacher text features (imported)", (*teacher)->text_features(), official->at("out.text_features"));
+  ExpectClose("teacher logits (imported)", (*teacher)->Logits(official->at("in.images")), official->at("out.logits"));
+}
+
+TEST_F(PromptkdTeacherImportTest, RefusesACheckpointOfAnotherDepthNamingTheFileAndKey) {
+  ATP_REQUIRE_TOKENIZER(tokenizer);
+  // Depth 2 written, depth 3 configured: the released strict=False would leave the third
+  // block's prompts at their random initial values.
+  auto shallow = ResolveTeacherSource(Student(Fixture("teacher_depth2.pth.tar"), 3), Json::array());
+  ASSERT_OK(shallow);
+  auto refused = BuildKdTeacher(*shallow, testing::ParityClip(), tokenizer, Classes());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("teacher_depth2.pth.tar"), std::string::npos) << refused.status().message();
+  EXPECT_NE(refused.status().message().find("resblocks.2.VPT_shallow"), std::string::npos) << refused.status().message();
+  // And the other way: depth 3 written, depth 2 configured.
+  auto deep = ResolveTeacherSource(Student(Fixture("teacher_depth3.pth.tar"), 2), Json::array());
+  ASSERT_OK(deep);
+  auto refused_deep = BuildKdTeacher(*deep, testing::ParityClip(), tokenizer, Classes());
+  ASSERT_FALSE(refused_deep.ok());
+  EXPECT_NE(refused_deep.status().message().find("resblocks.2.VPT_shallow"), std::string::npos)
+      << refused_deep.status().message();
+}
+
+TEST_F(PromptkdTeacherImportTest, AnAtpromptStudentRefusesAPublishedTeacher) {
+  MethodConfig student = Student(Fixture("teacher_depth3.pth.tar"), 3);
+  student.atprompt = true;
+  auto source = ResolveTeacherSource(student, Json::array());
+  ASSERT_FALSE(source.ok());
+  EXPECT_NE(source.status().message().find("teacher_depth3.pth.tar"), std::string::npos);
+}
 
 }  // namespace
 }  // namespace atp::prompt

@@ -1,5 +1,6 @@
 #include "worker/prompt/kd_teacher.h"
 
+#include "worker/prompt/ivlp_model.h"
 #include "worker/prompt/maple_model.h"
 #include "worker/prompt/prompt_model.h"
 
@@ -26,11 +27,6 @@ torch::Tensor KdTeacher::Logits(const torch::Tensor& pixels) {
   return clip_->logit_scale.exp().to(torch::kFloat32) * image.matmul(text_features_.to(image.device()).t());
 }
 
-void KdTeacher::To(torch::Device device) {
-  clip_->to(device);
-  text_features_ = text_features_.to(device);
-}
-
 Result<std::unique_ptr<KdTeacher>> MakeKdTeacher(const std::string& method, std::unique_ptr<PromptModel> model,
                                                  clip::Clip clip, const std::vector<std::string>& class_names) {
   model->SetClasses(class_names, /*training_classes=*/false);
@@ -40,6 +36,11 @@ Result<std::unique_ptr<KdTeacher>> MakeKdTeacher(const std::string& method, std:
     return std::make_unique<KdTeacher>(
         "MaPLe teacher (" + clip->options.ToString() + ")", clip, class_names, [maple] { return maple->TextFeatures(); },
         [maple](const torch::Tensor& pixels) { return maple->ImageFeatures(pixels); }, owned);
+  }
+  if (auto* ivlp = dynamic_cast<IvlpModel*>(owned.get())) {
+    return std::make_unique<KdTeacher>(
+        "IVLP teacher (" + clip->options.ToString() + ")", clip, class_names, [ivlp] { return ivlp->TextFeatures(); },
+        [ivlp](const torch::Tensor& pixels) { return ivlp->ImageFeatures(pixels); }, owned);
   }
   return InvalidArgument("method '" + method + "' cannot teach a PromptKD student: its model exposes no prompted "
                          "text and image towers (teachers: promptsrc, maple)");

@@ -37,8 +37,6 @@ class KdTeacher {
   int64_t input_resolution() const { return clip_->options.vision.input_resolution(); }
   torch::Tensor logit_scale() const { return clip_->logit_scale; }
   const std::string& description() const { return description_; }
-  // Moves the teacher and its text features (device change for CUDA runs).
-  void To(torch::Device device);
 
  private:
   std::string description_;

@@ -74,24 +74,7 @@ MapleModel::MapleModel(PromptLearner learner, MapleDeepPrompts prompts, clip::Cl
   ComputeDeepTextRows();
 }
 
-void MapleModel::ComputeDeepTextRows() {
-  const PromptLayout& layout = learner_->layout();
-  const int64_t n = layout.design.n_ctx;
-  const int64_t classes = learner_->num_classes();
-  if (layout.design.compat == Compat::kOfficial) {
-    // model_atp.py: the deep prompt goes after 1 + ATT_NUM·(N_CTX + 1) rows, which is the
-    // class context only when every attribute has N_CTX soft tokens and a one-token word.
-    const int64_t start = 1 + static_cast<int64_t>(layout.design.attributes.size()) * (n + 1);
-    deep_text_rows_ = torch::arange(start, start + n, torch::kLong).unsqueeze(0).expand({classes, n}).contiguous();
-  } else {
-    deep_text_rows_ = learner_->class_context_positions().to(torch::kCPU, torch::kLong).contiguous();
-  }
-  TORCH_CHECK(deep_text_rows_.size(0) == classes && deep_text_rows_.size(1) == n,
-              "MaPLe: class-context positions must be [", classes, ", ", n, "], got ", deep_text_rows_.sizes());
-  TORCH_CHECK(classes == 0 || deep_text_rows_.max().item<int64_t>() < layout.context_length,
-              "MaPLe: the official deep-prompt rows end at ", deep_text_rows_.max().item<int64_t>() + 1,
-              ", beyond the context length ", layout.context_length);
-}
+void MapleModel::ComputeDeepTextRows() { deep_text_rows_ = DeepTextPromptRows(*learner_); }
 
 void MapleModel::SetClasses(const std::vector<std::string>& class_names, bool /*training_classes*/) {
   learner_->SetClasses(class_names);
@@ -105,24 +88,7 @@ clip::LayerHook MapleModel::TextHook() {
   return [this, depth, rows](int64_t layer, const torch::Tensor& x) -> torch::Tensor {
     torch::Tensor out = x;
     if (layer >= 1 && layer <= depth - 1) {
-      TORCH_CHECK(x.size(0) == rows.size(0), "MaPLe text hook: ", x.size(0), " sequences for ", rows.size(0),
-                  " classes");
-      // The encoder may stop after the last EOT (length L' < 77). Rows at or beyond L' can
-      // reach no pooled position through the causal mask, so leaving them out is exact.
-      // They are never class-context rows (those precede the EOT); only the official offset
-      // can point there, and it points at the same rows in every class.
-      const torch::Tensor inside = rows < x.size(1);
-      const torch::Tensor columns = inside.all(0).nonzero().squeeze(1);
-      TORCH_CHECK(inside.sum().item<int64_t>() == columns.numel() * rows.size(0),
-                  "MaPLe text hook: deep-prompt rows straddle the computed length ", x.size(1));
-      const int64_t k = columns.numel();
-      if (k > 0) {
-        const int64_t classes = x.size(0), width = x.size(2);
-        torch::Tensor prompt = prompts_->compound_prompts_text[layer - 1].index_select(0, columns.to(x.device()));
-        torch::Tensor index = rows.index_select(1, columns).to(x.device()).unsqueeze(-1).expand({classes, k, width});
-        torch::Tensor source = prompt.to(x.dtype()).unsqueeze(0).expand({classes, k, width}).contiguous();
-        out = x.scatter(1, index.contiguous(), source);
-      }
+      out = OverwriteDeepTextRows(x, rows, prompts_->compound_prompts_text[layer - 1]);
     }
     if (observer) observer(Tower::kText, layer, x, out);
     return out;

@@ -138,4 +138,45 @@ std::vector<torch::Tensor> PromptLearnerImpl::UsedParameters() const {
   return used;
 }
 
+torch::Tensor DeepTextPromptRows(const PromptLearnerImpl& learner) {
+  const PromptLayout& layout = learner.layout();
+  const int64_t n = layout.design.n_ctx;
+  const int64_t classes = learner.num_classes();
+  torch::Tensor rows;
+  if (layout.design.compat == Compat::kOfficial) {
+    // model_atp.py: the deep prompt goes after 1 + ATT_NUM·(N_CTX + 1) rows, which is the
+    // class context only when every attribute has N_CTX soft tokens and a one-token word.
+    const int64_t start = 1 + static_cast<int64_t>(layout.design.attributes.size()) * (n + 1);
+    rows = torch::arange(start, start + n, torch::kLong).unsqueeze(0).expand({classes, n}).contiguous();
+  } else {
+    rows = learner.class_context_positions().to(torch::kCPU, torch::kLong).contiguous();
+  }
+  TORCH_CHECK(rows.size(0) == classes && rows.size(1) == n, "deep text prompts: class-context positions must be [",
+              classes, ", ", n, "], got ", rows.sizes());
+  TORCH_CHECK(classes == 0 || rows.max().item<int64_t>() < layout.context_length,
+              "deep text prompts: the official deep-prompt rows end at ", rows.max().item<int64_t>() + 1,
+              ", beyond the context length ", layout.context_length);
+  return rows;
+}
+
+torch::Tensor OverwriteDeepTextRows(const torch::Tensor& x, const torch::Tensor& rows, const torch::Tensor& prompt) {
+  TORCH_CHECK(x.size(0) == rows.size(0), "deep text prompts: ", x.size(0), " sequences for ", rows.size(0),
+              " classes");
+  // The encoder may stop after the last EOT (length L' < 77). Rows at or beyond L' can reach
+  // no pooled position through the causal mask, so leaving them out is exact. They are never
+  // class-context rows (those precede the EOT); only the official offset can point there, and
+  // it points at the same rows in every class.
+  const torch::Tensor inside = rows < x.size(1);
+  const torch::Tensor columns = inside.all(0).nonzero().squeeze(1);
+  TORCH_CHECK(inside.sum().item<int64_t>() == columns.numel() * rows.size(0),
+              "deep text prompts: deep-prompt rows straddle the computed length ", x.size(1));
+  const int64_t k = columns.numel();
+  if (k == 0) return x;
+  const int64_t classes = x.size(0), width = x.size(2);
+  torch::Tensor selected = prompt.index_select(0, columns.to(prompt.device()));
+  torch::Tensor index = rows.index_select(1, columns).to(x.device()).unsqueeze(-1).expand({classes, k, width});
+  torch::Tensor source = selected.to(x.dtype()).unsqueeze(0).expand({classes, k, width}).contiguous();
+  return x.scatter(1, index.contiguous(), source);
+}
+
 }  // namespace atp::prompt

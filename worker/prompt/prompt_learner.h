@@ -70,4 +70,16 @@ class PromptLearnerImpl : public torch::nn::Module {
 };
 TORCH_MODULE(PromptLearner);
 
+// The positions deep text prompts (MaPLe, IVLP) overwrite in each class's prompt, [C, n_ctx]
+// long on the CPU. Paper mode: the class-context positions. kOfficial: the released
+// model_atp.py offset, rows [1 + A·(n_ctx + 1), 1 + A·(n_ctx + 1) + n_ctx) for A attributes —
+// the class context only when every attribute block has n_ctx soft tokens and a one-token word
+// (docs/reference.md §3.5). Throws when the rows do not fit the context length.
+torch::Tensor DeepTextPromptRows(const PromptLearnerImpl& learner);
+
+// x [C, L', D] (a text block's input, L' the computed length) with rows[c, k] of sequence c set
+// to prompt[k] ([n_ctx, D]). Rows at or beyond L' reach no pooled position through the causal
+// mask and are left out (exact); they must be the same columns in every class.
+torch::Tensor OverwriteDeepTextRows(const torch::Tensor& x, const torch::Tensor& rows, const torch::Tensor& prompt);
+
 }  // namespace atp::prompt

@@ -12,6 +12,7 @@
 #include "worker/job_failure.h"
 #include "worker/prompt/global_generator.h"
 #include "worker/prompt/image_inputs.h"
+#include "worker/prompt/ivlp_model.h"
 #include "worker/prompt/kd_teacher.h"
 #include "worker/prompt/prompt_methods.h"
 #include "worker/prompt/prompt_model.h"
@@ -60,6 +61,22 @@ MethodConfig PublishedTeacherConfig(const MethodConfig& student) {
   return c;
 }
 
+// A PromptSRC teacher at inference is its IVLP model (the self-regularising losses and the
+// prompt aggregation shape training only): text and vision prompts of `n_ctx` tokens in
+// `depth` blocks of each tower, as trainers/promptkd.py builds the teacher.
+Result<std::unique_ptr<PromptModel>> MakeTeacherModel(const MethodConfig& c, clip::Clip clip,
+                                                      std::shared_ptr<const clip::ClipTokenizer> tokenizer,
+                                                      const std::vector<std::string>& class_names) {
+  if (c.method != "promptsrc") return MakePromptModel(c, clip.ptr(), tokenizer, class_names);
+  IvlpSettings settings;
+  settings.design = c.design;
+  settings.vision_ctx = c.design.n_ctx;
+  settings.text_depth = c.maple_depth;
+  settings.vision_depth = c.maple_depth;
+  ATP_ASSIGN_OR_RETURN(std::unique_ptr<IvlpModel> model, MakeIvlpModel(settings, clip, tokenizer, class_names));
+  return std::unique_ptr<PromptModel>(std::move(model));
+}
+
 }  // namespace
 
 Result<TeacherSource> ResolveTeacherSource(const MethodConfig& student, const Json& upstream) {
@@ -102,6 +119,27 @@ Result<TeacherSource> ResolveTeacherSource(const MethodConfig& student, const Js
   return source;
 }
 
+Result<std::unique_ptr<KdTeacher>> BuildKdTeacher(const TeacherSource& source, clip::Clip teacher_clip,
+                                                  std::shared_ptr<const clip::ClipTokenizer> tokenizer,
+                                                  const std::vector<std::string>& class_names) {
+  const MethodConfig& c = source.config;
+  std::unique_ptr<PromptModel> model;
+  {
+    // The teacher's own initial prompts are overwritten by its checkpoint below.
+    std::lock_guard<std::mutex> lock(GlobalGeneratorMutex());
+    ATP_ASSIGN_OR_RETURN(model, MakeTeacherModel(c, teacher_clip, tokenizer, class_names));
+  }
+  Result<train::TensorMap> state = train::ImportPromptStateDict(source.checkpoint);
+  Status fits = state.ok() ? model->LoadStateDict(*state) : state.status();
+  if (!fits.ok()) {
+    return InvalidArgument("teacher checkpoint " + source.checkpoint + " (" + source.origin +
+                           ") does not fit the configured teacher (" + c.method + ", " + std::to_string(c.design.n_ctx) +
+                           " tokens, depth " + std::to_string(c.maple_depth) + ", backbone " + c.backbone +
+                           "): " + fits.message());
+  }
+  return MakeKdTeacher(c.method, std::move(model), teacher_clip, class_names);
+}
+
 Result<std::unique_ptr<KdTeacher>> LoadKdTeacher(const TeacherSource& source,
                                                  const std::vector<std::string>& class_names, torch::Device device) {
   const MethodConfig& c = source.config;
@@ -109,25 +147,13 @@ Result<std::unique_ptr<KdTeacher>> LoadKdTeacher(const TeacherSource& source,
   ATP_ASSIGN_OR_RETURN(std::string vocab, clip::ResolveVocabPath(c.vocab));
   ATP_ASSIGN_OR_RETURN(auto tokenizer, clip::ClipTokenizer::Load(vocab));
   clip::Clip teacher_clip(nullptr);
-  std::unique_ptr<PromptModel> model;
   {
     std::lock_guard<std::mutex> lock(GlobalGeneratorMutex());
     ATP_ASSIGN_OR_RETURN(teacher_clip, clip::LoadClip(backbone));
-    // The teacher's own initial prompts are overwritten by its checkpoint below.
-    ATP_ASSIGN_OR_RETURN(model, MakePromptModel(c, teacher_clip.ptr(), tokenizer, class_names));
   }
-  ATP_ASSIGN_OR_RETURN(train::TensorMap state, train::ImportPromptStateDict(source.checkpoint));
-  Status fits = model->LoadStateDict(state);
-  if (!fits.ok()) {
-    return InvalidArgument("teacher checkpoint " + source.checkpoint + " (" + source.origin +
-                           ") does not fit the configured teacher (" + c.method + ", " + std::to_string(c.design.n_ctx) +
-                           " tokens, depth " + std::to_string(c.maple_depth) + ", backbone " + c.backbone +
-                           "): " + fits.message());
-  }
+  // On the device before the model is built: its frozen token buffers come from the CLIP.
   teacher_clip->to(device);
-  for (auto& [name, tensor] : model->StateDict()) tensor.set_data(tensor.to(device));
-  ATP_ASSIGN_OR_RETURN(auto teacher, MakeKdTeacher(c.method, std::move(model), teacher_clip, class_names));
-  return teacher;
+  return BuildKdTeacher(source, teacher_clip, tokenizer, class_names);
 }
 
 MethodResult RunPromptkd(JobContext& context, MethodConfig config, clip::Clip student, torch::Device device,

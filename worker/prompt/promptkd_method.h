@@ -23,6 +23,10 @@ namespace atp::train {
 class GradientSync;
 }
 
+namespace atp::clip {
+class ClipTokenizer;
+}
+
 namespace atp::prompt {
 
 class KdTeacher;
@@ -41,6 +45,11 @@ Result<TeacherSource> ResolveTeacherSource(const MethodConfig& student, const Js
 // prompts. A checkpoint whose prompt layout does not fit the configured teacher is refused
 // with an error naming the file and the key (the official loader's strict=False would load
 // what fits and leave the rest at random).
+// The same on a CLIP and tokenizer already loaded (CPU).
+Result<std::unique_ptr<KdTeacher>> BuildKdTeacher(const TeacherSource& source, clip::Clip teacher_clip,
+                                                  std::shared_ptr<const clip::ClipTokenizer> tokenizer,
+                                                  const std::vector<std::string>& class_names);
+
 Result<std::unique_ptr<KdTeacher>> LoadKdTeacher(const TeacherSource& source,
                                                  const std::vector<std::string>& class_names, torch::Device device);
 
