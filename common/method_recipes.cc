@@ -54,7 +54,7 @@ std::vector<RecipeRule> BuildDefaultRules() {
       "Dassl defaults behind every configs/trainers/*/vit_b16*.yaml: SGD momentum 0.9, weight decay 5e-4, "
       "one constant warm-up epoch at 1e-5";
   std::vector<RecipeRule> rules;
-  for (const char* method : {"coop", "cocoop", "maple", "dept"}) {
+  for (const char* method : {"coop", "cocoop", "maple", "dept", "promptsrc"}) {
     rules.push_back(Rule(method, Variant::kAny, Setting::kAny, "", "",
                          {{"warmup_epochs", 1}, {"warmup_lr", 1e-5}, {"momentum", 0.9}, {"weight_decay", 5e-4},
                           {"ctx_init", ""}, {"class_name_underscores", false}},
@@ -133,6 +133,29 @@ std::vector<RecipeRule> BuildDefaultRules() {
                        "zhengli97/ATPrompt scripts/dept/vanila_base2new_train.sh, configs/trainers/DePT/vit_b16_ep20_bs4_lr35.yaml"));
   rules.push_back(Rule("dept", Variant::kAtprompt, Setting::kAny, "", "", {{"n_ctx", 2}, {"epochs", 10}, {"weight", 0.7}},
                        "zhengli97/ATPrompt scripts/dept/atprompt_base2new_train.sh, configs/trainers/DePT/vit_b16_ep10_bs4_lr35.yaml"));
+
+  // --- PromptSRC ---
+  rules.push_back(Rule("promptsrc", Variant::kAny, Setting::kAny, "", "",
+                       {{"batch_size", 4}, {"lr", 0.0025}, {"epochs", 20}, {"n_ctx", 4}, {"vision_n_ctx", 4},
+                        {"text_depth", 9}, {"vision_depth", 9}, {"text_loss_weight", 25}, {"image_loss_weight", 10},
+                        {"gpa_mean", 15}, {"gpa_std", 1}},
+                       "muzairkhattak/PromptSRC scripts/promptsrc/base2new_train.sh, "
+                       "configs/trainers/PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx.yaml"));
+  rules.push_back(Rule("promptsrc", Variant::kAny, Setting::kTransfer, "", "",
+                       {{"text_depth", 3}, {"vision_depth", 3}, {"gpa_mean", 6}, {"gpa_std", 10}},
+                       "muzairkhattak/PromptSRC scripts/promptsrc/xd_train.sh, "
+                       "configs/trainers/PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx_cross_datasets.yaml (the script "
+                       "names an ep5 file the repository does not hold; docs/recipes.md)"));
+  rules.push_back(Rule("promptsrc", Variant::kVanilla, Setting::kAny, "", "", {{"ctx_init", "a photo of a"}},
+                       "configs/trainers/PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx*.yaml (CTX_INIT)"));
+  rules.push_back(Rule("promptsrc", Variant::kVanilla, Setting::kBase2Novel, "official", "",
+                       {{"epochs", 10}, {"ctx_init", ""}},
+                       "zhengli97/ATPrompt 9a85a87 scripts/promptsrc/vanilla_base2new_train.sh (EPO swept over 5 and "
+                       "10; its train.py sets CTX_INIT \"\", so the context is drawn at random)"));
+  rules.push_back(Rule("promptsrc", Variant::kAtprompt, Setting::kBase2Novel, "", "",
+                       {{"n_ctx", 4}, {"attribute_ctx", 4}, {"epochs", 10}},
+                       "zhengli97/ATPrompt 9a85a87 scripts/promptsrc/atp_base2new_train.sh (NCTX 4, N_ATT1..3 = NCTX, "
+                       "EPO swept over 5 and 10; trainers/promptsrc_atp.py draws ctx at random whatever CTX_INIT)"));
 
   // --- +ATPrompt per dataset ---
   for (const AtpromptRow& row : kAtpromptRows) {

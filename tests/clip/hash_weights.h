@@ -80,6 +80,32 @@ inline ClipOptions VitB16Options() {
   return o;
 }
 
+// ViT-L/14's architecture (OpenAI's ViT-L-14.pt: vision 24 blocks of width 1024 in 16 heads,
+// 14-pixel patches; text 12 blocks of width 768 in 12 heads; embedding 768) at a reduced input
+// resolution of 28 pixels (a 2×2 patch grid instead of 16×16): every weight but the positional
+// embedding's row count has ViT-L/14's shape, and the reference run stays cheap.
+inline ClipOptions VitL14ReducedInputOptions() {
+  ClipOptions o;
+  o.vision.input_resolution(28).patch_size(14).width(1024).layers(24).heads(16).output_dim(768);
+  o.text.context_length(77).vocab_size(49408).width(768).layers(12).heads(12).embed_dim(768);
+  return o;
+}
+
+// A model with these options whose weights are HashWeight's, filled in place (no second copy:
+// ViT-L/14-sized weights are 1.7 GB).
+inline Clip HashClip(const ClipOptions& options) {
+  Clip model(options);
+  torch::NoGradGuard no_grad;
+  for (auto& named : model->named_parameters(/*recurse=*/true)) {
+    named.value().copy_(HashWeight(named.key(), named.value().sizes().vec()));
+  }
+  for (auto& named : model->named_buffers(/*recurse=*/true)) {
+    if (named.value().is_floating_point()) named.value().copy_(HashWeight(named.key(), named.value().sizes().vec()));
+  }
+  model->eval();
+  return model;
+}
+
 inline ClipOptions TinyOptions() {
   ClipOptions o;
   o.vision.input_resolution(16).patch_size(8).width(64).layers(2).heads(1).output_dim(32);

@@ -72,5 +72,39 @@ TEST(ClipReferenceAgreementTest, VitB16SizedWeightsMatchReference) {
   EXPECT_LE(dl, 1e-4f);
 }
 
+TEST(ClipReferenceAgreementTest, VitL14ArchitectureMatchesReference) {
+  // ViT-L/14's layer count, widths, heads and patch size at a 28-pixel input (the reference
+  // features were computed at the same reduced input; hash_weights.h).
+  torch::NoGradGuard no_grad;
+  const ClipOptions options = testing::VitL14ReducedInputOptions();
+  // The hashed model is built directly; its shapes must be what a real ViT-L/14 checkpoint
+  // infers to (apart from the positional embedding's rows).
+  TensorShapes shapes = ExpectedClipShapes(options);
+  auto inferred = InferClipOptions(shapes, "ViT-L/14-shaped");
+  ASSERT_OK(inferred);
+  EXPECT_EQ(inferred->ToString(), options.ToString());
+  EXPECT_EQ(shapes.at("visual.conv1.weight"), (std::vector<int64_t>{1024, 3, 14, 14}));
+  EXPECT_EQ(shapes.at("visual.proj"), (std::vector<int64_t>{1024, 768}));
+  EXPECT_EQ(shapes.at("text_projection"), (std::vector<int64_t>{768, 768}));
+  EXPECT_TRUE(shapes.count("visual.transformer.resblocks.23.mlp.c_proj.weight"));
+  EXPECT_FALSE(shapes.count("visual.transformer.resblocks.24.mlp.c_proj.weight"));
+
+  Clip model = testing::HashClip(options);
+  torch::Tensor pixels = testing::HashTensor("pixels", {2, 3, 28, 28}, 0.0, 1.5);
+  torch::Tensor ids = LoadNpyTensor("vitb16_text_ids.npy").to(torch::kLong);
+  torch::Tensor img = model->EncodeImage(pixels);
+  torch::Tensor txt = model->EncodeText(ids);
+  torch::Tensor want_img = LoadNpyTensor("vitl14_image_features.npy");
+  torch::Tensor want_txt = LoadNpyTensor("vitl14_text_features.npy");
+  ASSERT_EQ(img.sizes(), want_img.sizes());
+  ASSERT_EQ(txt.sizes(), want_txt.sizes());
+  float di = MaxAbsDiff(img, want_img), dt = MaxAbsDiff(txt, want_txt);
+  std::cout << "ViT-L/14-sized (28 px input): max abs diff image " << di << " (features up to "
+            << want_img.abs().max().item<float>() << "), text " << dt << " (features up to "
+            << want_txt.abs().max().item<float>() << ")\n";
+  EXPECT_LE(di, 1e-4f);
+  EXPECT_LE(dt, 1e-4f);
+}
+
 }  // namespace
 }  // namespace atp::clip

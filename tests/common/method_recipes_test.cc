@@ -21,7 +21,7 @@ class MethodRecipesTest : public ::testing::Test {
 };
 
 TEST_F(MethodRecipesTest, EveryPromptJobResolvesEveryRecipeParameter) {
-  for (const char* method : {"coop", "cocoop", "maple", "dept", "attribute_search", "promptkd"}) {
+  for (const char* method : {"coop", "cocoop", "maple", "dept", "promptsrc", "attribute_search", "promptkd"}) {
     for (const auto& dataset : AllDatasets()) {
       for (const char* protocol : {"base2novel", "cross_dataset", "domain_generalization"}) {
         for (const char* compat : {"paper", "official"}) {
@@ -40,6 +40,38 @@ TEST_F(MethodRecipesTest, EveryPromptJobResolvesEveryRecipeParameter) {
       }
     }
   }
+}
+
+// PromptSRC's released config (vit_b16_c2_ep20_batch4_4+4ctx.yaml), ATPrompt's December 2024
+// scripts in official mode and for + ATPrompt, and the cross-dataset config's depth and GPA.
+TEST_F(MethodRecipesTest, PromptSrcFollowsItsReleasedConfigsAndAtpromptsScripts) {
+  Json paper = Resolve("promptsrc", {{"dataset", "dtd"}});
+  EXPECT_EQ(paper["epochs"], 20);
+  EXPECT_EQ(paper["batch_size"], 4);
+  EXPECT_DOUBLE_EQ(paper["lr"].get<double>(), 0.0025);
+  EXPECT_EQ(paper["n_ctx"], 4);
+  EXPECT_EQ(paper["vision_n_ctx"], 4);
+  EXPECT_EQ(paper["text_depth"], 9);
+  EXPECT_EQ(paper["vision_depth"], 9);
+  EXPECT_EQ(paper["ctx_init"], "a photo of a");
+  EXPECT_DOUBLE_EQ(paper["text_loss_weight"].get<double>(), 25);
+  EXPECT_DOUBLE_EQ(paper["image_loss_weight"].get<double>(), 10);
+  EXPECT_DOUBLE_EQ(paper["gpa_mean"].get<double>(), 15);
+  EXPECT_DOUBLE_EQ(paper["gpa_std"].get<double>(), 1);
+  Json official = Resolve("promptsrc", {{"dataset", "dtd"}, {"compat", "official"}});
+  EXPECT_EQ(official["epochs"], 10);
+  EXPECT_EQ(official["ctx_init"], "");
+  Json atp = Resolve("promptsrc", {{"dataset", "dtd"}, {"atprompt", true}});
+  EXPECT_EQ(atp["epochs"], 10);
+  EXPECT_EQ(atp["n_ctx"], 4);
+  EXPECT_EQ(atp["attribute_ctx"], 4);
+  EXPECT_EQ(atp["ctx_init"], "");
+  Json transfer = Resolve("promptsrc", {{"dataset", "dtd"}, {"protocol", "cross_dataset"}});
+  EXPECT_EQ(transfer["text_depth"], 3);
+  EXPECT_EQ(transfer["vision_depth"], 3);
+  EXPECT_DOUBLE_EQ(transfer["gpa_mean"].get<double>(), 6);
+  EXPECT_DOUBLE_EQ(transfer["gpa_std"].get<double>(), 10);
+  EXPECT_EQ(transfer["ctx_init"], "a photo of a");
 }
 
 // The paper's CoOp row is the CoCoOp paper's CoOp run: "a photo of a", 200 epochs, 50 on ImageNet.

@@ -54,6 +54,7 @@ class MethodsTest : public ::testing::Test {
     const bool phrase_sets_length = !atprompt && (method == "coop" || method == "cocoop");
     if (!phrase_sets_length) p["n_ctx"] = 2;
     if (method == "maple") p["depth"] = 2;
+    if (method == "promptsrc") p["text_depth"] = 2, p["vision_depth"] = 2, p["vision_n_ctx"] = 2;
     if (method == "cocoop") p["batch_size"] = 2, p["max_steps_per_epoch"] = 4;
     return p;
   }
@@ -92,7 +93,7 @@ class MethodsTest : public ::testing::Test {
 };
 
 TEST_F(MethodsTest, EveryMethodWithAndWithoutAtpromptTrainsAndEvaluates) {
-  for (const char* method : {"coop", "cocoop", "maple", "dept"}) {
+  for (const char* method : {"coop", "cocoop", "maple", "dept", "promptsrc"}) {
     for (bool atprompt : {false, true}) {
       SCOPED_TRACE(std::string(method) + (atprompt ? " + ATPrompt" : ""));
       MethodResult result = Run(method, Params(method, atprompt), dir_.File(std::string(method) + std::to_string(atprompt)));
@@ -121,7 +122,7 @@ TEST_F(MethodsTest, EveryMethodWithAndWithoutAtpromptTrainsAndEvaluates) {
 }
 
 TEST_F(MethodsTest, TrainingLowersTheLossOfEveryMethod) {
-  for (const char* method : {"coop", "cocoop", "maple", "dept"}) {
+  for (const char* method : {"coop", "cocoop", "maple", "dept", "promptsrc"}) {
     for (bool atprompt : {false, true}) {
       SCOPED_TRACE(std::string(method) + (atprompt ? " + ATPrompt" : ""));
       Json p = Params(method, atprompt);
@@ -191,8 +192,45 @@ TEST_F(MethodsTest, ResumedJobEqualsUninterruptedJob) {
   }
 }
 
+TEST_F(MethodsTest, ResumedPromptSrcKeepsItsPromptAggregation) {
+  // PromptSRC's GPA sums every epoch's prompts; a resumed run must continue that sum from the
+  // checkpoint, not restart it (the aggregate would then miss the epochs before the resume).
+  Json p = Params("promptsrc", true);
+  p["epochs"] = 4;
+  p["gpa_mean"] = 2.5;  // weight spread over all four epochs
+  p["gpa_std"] = 1.0;
+  Run("promptsrc", p, dir_.File("gpa_whole"));
+  stop_ = false;
+  JobSpec spec;
+  spec.stage = "train";
+  spec.method = "promptsrc";
+  spec.params = Resolved("promptsrc", p);
+  std::atomic<int> checkpoints{0};
+  EXPECT_THROW(
+      {
+        JobContext::Channel channel;
+        channel.send_event = [&](const Json& event) {
+          if (event.value("event", "") == "checkpoint" && ++checkpoints == 2) stop_ = true;
+        };
+        JobContext context(spec, 1, Json::array(), dir_.File("gpa_split"), "", 0, 1, channel, &stop_);
+        RunPromptMethod(context);
+      },
+      JobFailure);
+  stop_ = false;
+  MethodResult resumed =
+      Run("promptsrc", p, dir_.File("gpa_split"), dir_.File("gpa_split") + "/checkpoint.pth");
+  EXPECT_EQ(resumed.metrics["resumed_from_epoch"], 2);
+  auto whole = Checkpoint(dir_.File("gpa_whole"));
+  auto split = Checkpoint(dir_.File("gpa_split"));
+  ASSERT_FALSE(whole.empty());
+  for (const auto& [name, tensor] : whole) {
+    ASSERT_TRUE(split.count(name)) << name;
+    EXPECT_TRUE(torch::equal(tensor, split[name])) << name;
+  }
+}
+
 TEST_F(MethodsTest, TwoRanksMatchOneRank) {
-  for (const char* method : {"coop", "dept"}) {
+  for (const char* method : {"coop", "dept", "promptsrc"}) {
     SCOPED_TRACE(method);
     Json p = Params(method, true);
     MethodResult single = Run(method, p, dir_.File(std::string("one") + method));

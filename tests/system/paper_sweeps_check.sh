@@ -22,7 +22,7 @@ declare -A EXPECTED=(
   [experiments/paper/search.toml]="search=11 base2novel=132 total=143"
   [experiments/paper/cross_dataset.toml]="train=18 transfer=180 total=198"
   [experiments/paper/domain_generalization.toml]="train=18 dg_eval=90 total=108"
-  [experiments/paper/promptkd.toml]="student=33 total=33"
+  [experiments/paper/promptkd.toml]="student=33 teacher=11 student_atprompt=33 total=77"
   [experiments/paper/ablations.toml]="class_position=9 soft_token_length=15 attribute_order=36 attribute_source=132 total=192"
 )
 

@@ -3,6 +3,7 @@
 #include "worker/prompt/ivlp_model.h"
 #include "worker/prompt/maple_model.h"
 #include "worker/prompt/prompt_model.h"
+#include "worker/prompt/promptsrc_model.h"
 
 namespace atp::prompt {
 
@@ -37,7 +38,9 @@ Result<std::unique_ptr<KdTeacher>> MakeKdTeacher(const std::string& method, std:
         "MaPLe teacher (" + clip->options.ToString() + ")", clip, class_names, [maple] { return maple->TextFeatures(); },
         [maple](const torch::Tensor& pixels) { return maple->ImageFeatures(pixels); }, owned);
   }
-  if (auto* ivlp = dynamic_cast<IvlpModel*>(owned.get())) {
+  IvlpModel* ivlp = dynamic_cast<IvlpModel*>(owned.get());
+  if (auto* src = dynamic_cast<PromptSrcModel*>(owned.get())) ivlp = &src->ivlp();
+  if (ivlp != nullptr) {
     return std::make_unique<KdTeacher>(
         "IVLP teacher (" + clip->options.ToString() + ")", clip, class_names, [ivlp] { return ivlp->TextFeatures(); },
         [ivlp](const torch::Tensor& pixels) { return ivlp->ImageFeatures(pixels); }, owned);

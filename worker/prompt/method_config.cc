@@ -103,6 +103,13 @@ Json MethodConfig::ToJson() const {
               {"augment", augment},
               {"maple_depth", maple_depth},
               {"dept_weight", dept_weight},
+              {"vision_n_ctx", vision_n_ctx},
+              {"text_depth", text_depth},
+              {"vision_depth", vision_depth},
+              {"text_loss_weight", text_loss_weight},
+              {"image_loss_weight", image_loss_weight},
+              {"gpa_mean", gpa_mean},
+              {"gpa_std", gpa_std},
               {"kd_weight", kd_weight},
               {"kd_temperature", kd_temperature},
               {"teacher_checkpoint", teacher_checkpoint},
@@ -149,6 +156,9 @@ Result<MethodConfig> MethodConfigFromJson(const Json& j) {
   ATP_RETURN_IF_ERROR(Read(j, who, "class_name_underscores", &c.design.keep_underscores));
   ATP_RETURN_IF_ERROR(Read(j, who, "maple_depth", &c.maple_depth));
   ATP_RETURN_IF_ERROR(Read(j, who, "dept_weight", &c.dept_weight));
+  c.vision_n_ctx = j.value("vision_n_ctx", c.vision_n_ctx);
+  c.text_depth = j.value("text_depth", c.text_depth);
+  c.vision_depth = j.value("vision_depth", c.vision_depth);
   ATP_RETURN_IF_ERROR(Read(j, who, "precision", &c.precision));
   ATP_RETURN_IF_ERROR(Read(j, who, "backbone", &c.backbone));
   ATP_RETURN_IF_ERROR(Read(j, who, "vocab", &c.vocab));
@@ -164,7 +174,7 @@ Result<MethodConfig> ResolveMethodConfig(const std::string& method, const Json& 
   MethodConfig c;
   c.method = method;
   if (method != "zsclip" && method != "coop" && method != "cocoop" && method != "maple" && method != "dept" &&
-      method != "attribute_search" && method != "promptkd") {
+      method != "promptsrc" && method != "attribute_search" && method != "promptkd") {
     return InvalidArgument("unknown prompt method '" + method + "'");
   }
   ATP_RETURN_IF_ERROR(Read(params, method, "dataset", &c.dataset));
@@ -253,6 +263,17 @@ Result<MethodConfig> ResolveMethodConfig(const std::string& method, const Json& 
     }
     if (method == "maple") ATP_RETURN_IF_ERROR(Read(params, method, "depth", &c.maple_depth));
     if (method == "dept") ATP_RETURN_IF_ERROR(Read(params, method, "weight", &c.dept_weight));
+    if (method == "promptsrc") {
+      ATP_RETURN_IF_ERROR(Read(params, method, "vision_n_ctx", &c.vision_n_ctx));
+      ATP_RETURN_IF_ERROR(Read(params, method, "text_depth", &c.text_depth));
+      ATP_RETURN_IF_ERROR(Read(params, method, "vision_depth", &c.vision_depth));
+      ATP_RETURN_IF_ERROR(Read(params, method, "text_loss_weight", &c.text_loss_weight));
+      ATP_RETURN_IF_ERROR(Read(params, method, "image_loss_weight", &c.image_loss_weight));
+      ATP_RETURN_IF_ERROR(Read(params, method, "gpa_mean", &c.gpa_mean));
+      ATP_RETURN_IF_ERROR(Read(params, method, "gpa_std", &c.gpa_std));
+      if (c.text_depth < 1) return InvalidArgument("promptsrc: text_depth must be at least 1 (PROMPT_DEPTH_TEXT)");
+      if (!(c.gpa_std > 0)) return InvalidArgument("promptsrc: gpa_std must be above 0");
+    }
   }
   int attribute_ctx = 0;
   if (method != "attribute_search") ATP_RETURN_IF_ERROR(Read(params, method, "attribute_ctx", &attribute_ctx));

@@ -17,7 +17,7 @@
 namespace atp::prompt {
 
 struct MethodConfig {
-  std::string method;          // zsclip | coop | cocoop | maple | dept | attribute_search | promptkd
+  std::string method;          // zsclip | coop | cocoop | maple | dept | promptsrc | attribute_search | promptkd
   std::string dataset;
   int64_t seed = 1;
   std::string protocol = "base2novel";  // | cross_dataset | domain_generalization
@@ -42,6 +42,14 @@ struct MethodConfig {
   int maple_depth = 9;          // prompt depth J (MaPLe; PromptKD's student vision prompts)
   double dept_weight = 0.7;     // DePT linear-probe loss weight w
 
+  // PromptSRC (IVLP prompts; n_ctx above is N_CTX_TEXT).
+  int vision_n_ctx = 4;         // N_CTX_VISION
+  int text_depth = 9;           // PROMPT_DEPTH_TEXT
+  int vision_depth = 9;         // PROMPT_DEPTH_VISION
+  double text_loss_weight = 25;   // TEXT_LOSS_WEIGHT
+  double image_loss_weight = 10;  // IMAGE_LOSS_WEIGHT
+  double gpa_mean = 15;         // GPA_MEAN
+  double gpa_std = 1;           // GPA_STD
   // PromptKD (docs/methods.md, "PromptKD"): the student's loss and where its teacher comes from.
   double kd_weight = 1000;
   double kd_temperature = 1;

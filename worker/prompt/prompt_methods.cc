@@ -25,6 +25,7 @@
 #include "worker/prompt/global_generator.h"
 #include "worker/prompt/image_inputs.h"
 #include "worker/prompt/maple_model.h"
+#include "worker/prompt/promptsrc_model.h"
 #include "worker/prompt/method_config.h"
 #include "worker/prompt/promptkd_method.h"
 #include "worker/prompt/trainer.h"
@@ -78,6 +79,7 @@ Result<std::unique_ptr<PromptModel>> MakePromptModel(const MethodConfig& config,
     if (config.method == "zsclip") return std::unique_ptr<PromptModel>(new ZsclipModel(config, model, tokenizer, class_names));
     if (config.method == "maple") return MakeMapleModel(config, model, tokenizer, class_names);
     if (config.method == "dept") return MakeDeptModel(config, model, tokenizer, class_names);
+    if (config.method == "promptsrc") return MakePromptSrcModel(config, model, tokenizer, class_names);
   } catch (const std::invalid_argument& e) {
     return InvalidArgument(std::string(config.method) + ": " + e.what());
   }
@@ -342,7 +344,7 @@ MethodResult RunPromptMethod(JobContext& context) {
 
 void RegisterPromptMethods() {
   static const bool registered = [] {
-    for (const char* name : {"zsclip", "coop", "cocoop", "maple", "dept", "attribute_search", "promptkd"}) {
+    for (const char* name : {"zsclip", "coop", "cocoop", "maple", "dept", "promptsrc", "attribute_search", "promptkd"}) {
       RegisterMethod(name, RunPromptMethod);
     }
     return true;

@@ -28,6 +28,12 @@ class PromptModel {
   // [N, 3, R, R], because the prompts enter the image tower.
   virtual bool TakesImageFeatures() const { return true; }
 
+  // Pixel models that also regularise against the frozen, prompt-free image tower's features
+  // of the same augmented views (PromptSRC). The trainer then gives them, rows of the current
+  // shard from the feature cache, before each TrainLoss.
+  virtual bool UsesFrozenImageFeatures() const { return false; }
+  virtual void SetFrozenImageFeatures(const torch::Tensor& /*features*/) {}
+
   // The classes prompts are built for (label order). `training_classes` says whether these
   // are the classes the model is trained on (DePT fuses its linear head only then).
   virtual void SetClasses(const std::vector<std::string>& class_names, bool training_classes) = 0;
@@ -52,6 +58,14 @@ class PromptModel {
   virtual void BeginEvaluation() {}
   virtual torch::Tensor Logits(const torch::Tensor& input) = 0;
   virtual void EndEvaluation() {}
+
+  // Called on every rank after the last step of 0-based `epoch` of `epochs`, before that
+  // epoch's checkpoint (PromptSRC aggregates its prompts over epochs here).
+  virtual void EndTrainingEpoch(int64_t /*epoch*/, int64_t /*epochs*/) {}
+  // What a resumed run needs besides the parameters and the optimiser (GPA's running sum);
+  // stored in the epoch checkpoints and given back on resume.
+  virtual NamedTensors TrainingState() { return {}; }
+  virtual Status LoadTrainingState(const std::map<std::string, torch::Tensor>& /*state*/) { return Status::Ok(); }
 
   // What the job log and the results should record about the model (layout, notes).
   virtual std::vector<std::string> Notes() const { return {}; }

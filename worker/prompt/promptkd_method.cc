@@ -13,6 +13,7 @@
 #include "worker/prompt/global_generator.h"
 #include "worker/prompt/image_inputs.h"
 #include "worker/prompt/ivlp_model.h"
+#include "worker/prompt/promptsrc_model.h"
 #include "worker/prompt/kd_teacher.h"
 #include "worker/prompt/prompt_methods.h"
 #include "worker/prompt/prompt_model.h"
@@ -50,6 +51,9 @@ MethodConfig PublishedTeacherConfig(const MethodConfig& student) {
   c.dataset = student.dataset;
   c.seed = student.seed;
   c.design.n_ctx = student.teacher_n_ctx;
+  c.vision_n_ctx = student.teacher_n_ctx;
+  c.text_depth = student.teacher_depth;
+  c.vision_depth = student.teacher_depth;
   c.maple_depth = student.teacher_depth;
   c.design.ctx_init = "a photo of a";
   c.design.compat = Compat::kOfficial;
@@ -68,12 +72,8 @@ Result<std::unique_ptr<PromptModel>> MakeTeacherModel(const MethodConfig& c, cli
                                                       std::shared_ptr<const clip::ClipTokenizer> tokenizer,
                                                       const std::vector<std::string>& class_names) {
   if (c.method != "promptsrc") return MakePromptModel(c, clip.ptr(), tokenizer, class_names);
-  IvlpSettings settings;
-  settings.design = c.design;
-  settings.vision_ctx = c.design.n_ctx;
-  settings.text_depth = c.maple_depth;
-  settings.vision_depth = c.maple_depth;
-  ATP_ASSIGN_OR_RETURN(std::unique_ptr<IvlpModel> model, MakeIvlpModel(settings, clip, tokenizer, class_names));
+  ATP_ASSIGN_OR_RETURN(std::unique_ptr<IvlpModel> model,
+                       MakeIvlpModel(PromptSrcSettingsFor(c).ivlp, clip, tokenizer, class_names));
   return std::unique_ptr<PromptModel>(std::move(model));
 }
 
@@ -134,7 +134,7 @@ Result<std::unique_ptr<KdTeacher>> BuildKdTeacher(const TeacherSource& source, c
   if (!fits.ok()) {
     return InvalidArgument("teacher checkpoint " + source.checkpoint + " (" + source.origin +
                            ") does not fit the configured teacher (" + c.method + ", " + std::to_string(c.design.n_ctx) +
-                           " tokens, depth " + std::to_string(c.maple_depth) + ", backbone " + c.backbone +
+                           " tokens, depth " + std::to_string(c.method == "promptsrc" ? c.vision_depth : c.maple_depth) + ", backbone " + c.backbone +
                            "): " + fits.message());
   }
   return MakeKdTeacher(c.method, std::move(model), teacher_clip, class_names);

@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
+#include <map>
 #include <numeric>
 
 #include "worker/data/augment_random.h"
@@ -15,6 +17,9 @@
 
 namespace atp::prompt {
 namespace {
+
+// Where a model's TrainingState() lives among a checkpoint's extra tensors.
+constexpr char kModelStatePrefix[] = "model.";
 
 // Rows [begin, end) of a batch of `size` that rank `rank` of `ranks` takes.
 std::pair<int64_t, int64_t> ShardOf(int64_t size, int rank, int ranks) {
@@ -98,6 +103,12 @@ Result<TrainSummary> Trainer::Train(const std::vector<data::Datum>& items) {
       state->momentum_buffer(it->second.clone());
       sgd.state()[c10::guts::to_string(parameters[i].unsafeGetTensorImpl())] = std::move(state);
     }
+    std::map<std::string, torch::Tensor> model_state;
+    for (const auto& [name, tensor] : checkpoint.rng_state) {
+      if (name.rfind(kModelStatePrefix, 0) == 0) model_state[name.substr(std::strlen(kModelStatePrefix))] = tensor;
+    }
+    Status state_fits = model_->LoadTrainingState(model_state);
+    if (!state_fits.ok()) throw UnusableCheckpoint(hooks_.resume_checkpoint + ": " + state_fits.message());
     start_epoch = checkpoint.epoch;
     summary.resumed_from_epoch = start_epoch;
     if (hooks_.resume_selection) {
@@ -118,7 +129,9 @@ Result<TrainSummary> Trainer::Train(const std::vector<data::Datum>& items) {
 
     const std::vector<int64_t> order = TrainingOrder(num_items, options_.seed, epoch);
     torch::Tensor features;
-    if (model_->TakesImageFeatures()) {
+    // Feature models train on them; pixel models that regularise against the frozen tower
+    // (PromptSRC) read the same views' features beside the pixels.
+    if (model_->TakesImageFeatures() || model_->UsesFrozenImageFeatures()) {
       ATP_ASSIGN_OR_RETURN(features, inputs_->TrainFeatures(items, epoch));
     }
     epoch_loss = 0;
@@ -142,6 +155,7 @@ Result<TrainSummary> Trainer::Train(const std::vector<data::Datum>& items) {
           input = features.index_select(0, index);
         } else {
           ATP_ASSIGN_OR_RETURN(input, TrainInputs(items, epoch, positions));
+          if (model_->UsesFrozenImageFeatures()) model_->SetFrozenImageFeatures(features.index_select(0, index));
         }
         torch::Tensor loss;
         {
@@ -181,6 +195,7 @@ Result<TrainSummary> Trainer::Train(const std::vector<data::Datum>& items) {
         hooks_.on_step(progress);
       }
     }
+    model_->EndTrainingEpoch(epoch, options_.epochs);
     epoch_loss /= static_cast<double>(std::max<int64_t>(1, steps));
     if (summary.epochs_run == 0) summary.first_loss = epoch_loss;
     ++summary.epochs_run;
@@ -199,6 +214,9 @@ Result<TrainSummary> Trainer::Train(const std::vector<data::Datum>& items) {
         if (it == sgd.state().end()) continue;
         auto& state = static_cast<torch::optim::SGDParamState&>(*it->second);
         if (state.momentum_buffer().defined()) checkpoint.momentum[named[i].first] = state.momentum_buffer().clone();
+      }
+      for (auto& [name, tensor] : model_->TrainingState()) {
+        checkpoint.rng_state[kModelStatePrefix + name] = tensor.detach().to(torch::kCPU).clone();
       }
       checkpoint.epoch = epoch + 1;
       checkpoint.sgd.momentum = options_.momentum;
