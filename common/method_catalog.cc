@@ -120,6 +120,40 @@ std::vector<ParamInfo> PromptParams() {
   return params;
 }
 
+// PromptKD's student (docs/methods.md, "PromptKD"): its teacher comes from an upstream job
+// (the teacher stage) or from `teacher_checkpoint`; it trains on every unlabeled train image.
+std::vector<ParamInfo> PromptkdParams() {
+  std::vector<ParamInfo> params = {
+      {"atprompt", ParamType::kBool, false,
+       "the teacher was trained with ATPrompt (PromptSRC+ATPrompt); the student itself has no text prompt", {}},
+      Recipe("n_ctx", ParamType::kInt, "the student's vision prompt tokens (default: the recipe's: 4)"),
+      Recipe("depth", ParamType::kInt, "the student's vision prompt depth J (default: the recipe's: 9)"),
+      Recipe("kd_weight", ParamType::kFloat, "weight of the distillation loss (default: the recipe's: 1000, 200 on "
+                                             "FGVCAircraft, Flowers102, DTD)"),
+      Recipe("temperature", ParamType::kFloat, "distillation temperature T (default: the recipe's: 1)"),
+      Recipe("epochs", ParamType::kInt, "training epochs (default: the recipe's)"),
+      Recipe("batch_size", ParamType::kInt, "training batch (default: the recipe's)"),
+      Recipe("lr", ParamType::kFloat, "base learning rate of SGD (default: the recipe's)"),
+      Recipe("warmup_epochs", ParamType::kInt, "constant warm-up epochs (default: the recipe's)"),
+      Recipe("warmup_lr", ParamType::kFloat, "learning rate of the warm-up epochs (default: the recipe's)"),
+      Recipe("momentum", ParamType::kFloat, "SGD momentum (default: the recipe's)"),
+      Recipe("weight_decay", ParamType::kFloat, "SGD weight decay (default: the recipe's)"),
+      {"teacher_checkpoint", ParamType::kString, "",
+       "the teacher: \"\" = the upstream teacher job's checkpoint; else a checkpoint of atp's, or a published "
+       "teacher_model/<Dataset>/VLPromptLearner/model-best.pth.tar", {}},
+      Recipe("teacher_method", ParamType::kString, "how the teacher was trained (default: the recipe's: promptsrc)"),
+      Recipe("teacher_backbone", ParamType::kString,
+             "a published teacher checkpoint's CLIP (default: the recipe's: ViT-L/14); atp's checkpoints record theirs"),
+      Recipe("teacher_n_ctx", ParamType::kInt, "a published teacher's prompt tokens per tower (default: 4)"),
+      Recipe("teacher_depth", ParamType::kInt, "a published teacher's prompt depth (default: 9)"),
+      {"max_steps_per_epoch", ParamType::kInt, 0, "cap on steps per epoch (smoke runs); 0 = full epochs", {}},
+      {"augment", ParamType::kBool, true,
+       "training images: CLIP's random resized crop and flip (official); false: the test transform", {}},
+  };
+  for (auto& p : EnvironmentParams()) params.push_back(p);
+  return params;
+}
+
 std::vector<ParamInfo> WithExtra(std::vector<ParamInfo> params, const std::vector<ParamInfo>& extra) {
   params.insert(params.end(), extra.begin(), extra.end());
   return params;
@@ -171,6 +205,10 @@ const std::vector<MethodInfo>& AllMethods() {
                          "Gaussian prompt aggregation: mean epoch (1-based) (default: the recipe's)"),
                   Recipe("gpa_std", ParamType::kFloat,
                          "Gaussian prompt aggregation: standard deviation in epochs (default: the recipe's)")})},
+      {"promptkd",
+       "PromptKD: a vision-prompted student distilled from a prompted teacher on every unlabeled train image "
+       "(± ATPrompt in the teacher)",
+       true, PromptkdParams()},
       {"attribute_search", "ATPrompt's differentiable search for the dataset's attribute words", true,
        WithExtra(EnvironmentParams(),
                  {{"bases", ParamType::kStringList, Json::array(),
@@ -229,6 +267,8 @@ const NumericFloor* FloorOf(const std::string& name) {
       {"weight", {0, true}},           {"max_group_size", {0, true}},  {"alpha_lr", {0, true}},
       {"vision_n_ctx", {0, true}},     {"text_depth", {1, true}},      {"vision_depth", {0, true}},
       {"text_loss_weight", {0, true}}, {"image_loss_weight", {0, true}}, {"gpa_std", {0, false}},
+      {"kd_weight", {0, true}},        {"temperature", {0, false}},    {"teacher_n_ctx", {1, true}},
+      {"teacher_depth", {1, true}},
   };
   auto it = kFloors.find(name);
   return it == kFloors.end() ? nullptr : &it->second;

@@ -170,6 +170,21 @@ std::vector<RecipeRule> BuildDefaultRules() {
                          {{"epochs", row.dept_epochs}, {"n_ctx", row.dept_nctx}, {"weight", row.dept_weight}}, kAtpDocs));
   }
 
+  // --- PromptKD (the student; its teacher is a promptsrc job or a published checkpoint) ---
+  rules.push_back(Rule("promptkd", Variant::kAny, Setting::kAny, "", "",
+                       {{"epochs", 20}, {"batch_size", 8}, {"lr", 0.005}, {"warmup_epochs", 1}, {"warmup_lr", 1e-5},
+                        {"momentum", 0.9}, {"weight_decay", 5e-4}, {"n_ctx", 4}, {"depth", 9}, {"temperature", 1.0},
+                        {"kd_weight", 1000.0}, {"teacher_method", "promptsrc"}, {"teacher_backbone", "ViT-L/14"},
+                        {"teacher_n_ctx", 4}, {"teacher_depth", 9}},
+                       "zhengli97/PromptKD scripts/promptkd/base2new_train.sh (KD_WEIGHT 1000, TEMPERATURE 1.0), "
+                       "configs/trainers/PromptKD/vit_b16_c2_ep20_batch8_4+4ctx.yaml, trainers/promptkd.py "
+                       "(teacher: IVLP ViT-L/14, 4+4 tokens, depth 9)"));
+  for (const char* dataset : {"fgvc_aircraft", "oxford_flowers", "dtd"}) {
+    rules.push_back(Rule("promptkd", Variant::kAny, Setting::kAny, "", dataset, {{"kd_weight", 200.0}},
+                         "zhengli97/PromptKD scripts/promptkd/base2new_train.sh (comment: KD_WEIGHT 200 on "
+                         "fgvc_aircraft, oxford_flowers, dtd)"));
+  }
+
   // --- attribute search ---
   rules.push_back(Rule("attribute_search", Variant::kAny, Setting::kAny, "paper", "", {{"epochs", 10}},
                        "the paper's search (10 epochs)"));

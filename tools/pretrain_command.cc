@@ -81,7 +81,8 @@ int RunPretrainCommand(int argc, char** argv) {
   bool force = false;
   auto app = MakeCommand(
       "atp pretrain",
-      "atp pretrain --data-root DIR --out DIR [--epochs N] [--seed S] [--view V] [--threads T] [--force]",
+      "atp pretrain --data-root DIR --out DIR [--epochs N] [--seed S] [--view V] [--threads T] [--force]\n"
+      "             [--vision-width W] [--vision-layers L] [--text-width W] [--text-layers L] [--embed-dim E]",
       kDescription);
   app->add_option("--data-root", data_root_flag, "the data root holding fashion_mnist/")->type_name("DIR")->required();
   app->add_option("--out", out_dir, "where the three files go (created if missing)")->type_name("DIR")->required();
@@ -100,6 +101,19 @@ int RunPretrainCommand(int argc, char** argv) {
   const std::string per_class = "use only the first N images of each class (quick runs; default all)";
   AddIntFlag(app.get(), "--max-train-per-class", "N", per_class, &options.max_train_per_class, 0, 1000000);
   AddIntFlag(app.get(), "--max-test-per-class", "N", per_class, &options.max_test_per_class, 0, 1000000);
+  // The model's size: a wider CLIP than the default serves as the teacher of the PromptKD demo.
+  AddIntFlag(app.get(), "--vision-width", "W",
+             "image tower width, a multiple of 64 (default " + std::to_string(options.vision_width) + ")",
+             &options.vision_width, 64, 4096);
+  AddIntFlag(app.get(), "--vision-layers", "L", "image tower blocks (default " + std::to_string(options.vision_layers) + ")",
+             &options.vision_layers, 1, 64);
+  AddIntFlag(app.get(), "--text-width", "W",
+             "text tower width, a multiple of 64 (default " + std::to_string(options.text_width) + ")",
+             &options.text_width, 64, 4096);
+  AddIntFlag(app.get(), "--text-layers", "L", "text tower blocks (default " + std::to_string(options.text_layers) + ")",
+             &options.text_layers, 1, 64);
+  AddIntFlag(app.get(), "--embed-dim", "E", "joint embedding width (default " + std::to_string(options.embed_dim) + ")",
+             &options.embed_dim, 1, 4096);
   if (auto code = ParseCommandLine(app.get(), argc, argv)) return *code;
   std::error_code ec;
   // The report records the absolute root, so a run from another folder is recognised.

@@ -21,7 +21,7 @@ class MethodRecipesTest : public ::testing::Test {
 };
 
 TEST_F(MethodRecipesTest, EveryPromptJobResolvesEveryRecipeParameter) {
-  for (const char* method : {"coop", "cocoop", "maple", "dept", "promptsrc", "attribute_search"}) {
+  for (const char* method : {"coop", "cocoop", "maple", "dept", "promptsrc", "attribute_search", "promptkd"}) {
     for (const auto& dataset : AllDatasets()) {
       for (const char* protocol : {"base2novel", "cross_dataset", "domain_generalization"}) {
         for (const char* compat : {"paper", "official"}) {
@@ -153,6 +153,25 @@ TEST_F(MethodRecipesTest, AtpromptRowsFollowThePerDatasetTable) {
   EXPECT_EQ(maple_xd_official["n_ctx"], 2);
   EXPECT_EQ(maple_xd_official["attribute_ctx"], 4);
   EXPECT_EQ(maple_xd_official["epochs"], 3);
+}
+
+TEST_F(MethodRecipesTest, PromptkdIsTheReleasedScriptWithItsPerDatasetKdWeight) {
+  Json pets = Resolve("promptkd", {{"dataset", "oxford_pets"}});
+  EXPECT_EQ(pets["epochs"], 20);
+  EXPECT_EQ(pets["batch_size"], 8);
+  EXPECT_DOUBLE_EQ(pets["lr"].get<double>(), 0.005);
+  EXPECT_EQ(pets["warmup_epochs"], 1);
+  EXPECT_EQ(pets["n_ctx"], 4);
+  EXPECT_EQ(pets["depth"], 9);
+  EXPECT_DOUBLE_EQ(pets["temperature"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(pets["kd_weight"].get<double>(), 1000.0);
+  EXPECT_EQ(pets["teacher_method"], "promptsrc");
+  EXPECT_EQ(pets["teacher_backbone"], "ViT-L/14");
+  for (const char* dataset : {"fgvc_aircraft", "oxford_flowers", "dtd"}) {
+    EXPECT_DOUBLE_EQ(Resolve("promptkd", {{"dataset", dataset}})["kd_weight"].get<double>(), 200.0) << dataset;
+  }
+  // The +ATPrompt row distils with the same recipe (its teacher differs).
+  EXPECT_EQ(Resolve("promptkd", {{"dataset", "dtd"}, {"atprompt", true}})["kd_weight"], 200.0);
 }
 
 TEST_F(MethodRecipesTest, ExplicitValuesWinOverTheRecipe) {

@@ -17,10 +17,12 @@ SWEEP="${1:?usage: paper_sweeps_check.sh BUILD_DIR}/tools/atp-sweep"
 declare -A EXPECTED=(
   [experiments/sleep.toml]="prepare=4 work=24 aggregate=3 total=31"
   [experiments/demo.toml]="search=1 zeroshot=1 train=24 train_20_seeds=40 train_30_seeds=60 total=126"
+  [experiments/demo_promptkd.toml]="teacher=2 student=6 total=8"
   [experiments/paper/base2novel.toml]="zero_shot=11 base2novel=264 total=275"
   [experiments/paper/search.toml]="search=11 base2novel=132 total=143"
   [experiments/paper/cross_dataset.toml]="train=18 transfer=180 total=198"
   [experiments/paper/domain_generalization.toml]="train=18 dg_eval=90 total=108"
+  [experiments/paper/promptkd.toml]="student=33 teacher=11 student_atprompt=33 total=77"
   [experiments/paper/ablations.toml]="class_position=9 soft_token_length=15 attribute_order=36 attribute_source=132 total=192"
 )
 

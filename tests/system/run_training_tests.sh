@@ -158,13 +158,41 @@ for k in a: assert torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6), k" "$a" "$b
   fi
 }
 
+# The PromptKD graph of experiments/demo_promptkd.toml, as written, on the small data and
+# CLIPs: the teacher stage first (a wider CLIP), then students that distil from it.
+test_promptkd_teacher_student_sweep() {
+  "$ATP" pretrain --data-root "$WORK/data" --out "$WORK/clip_wide" --epochs 1 --max-train-per-class 40 \
+    --max-test-per-class 10 --vision-width 192 --text-width 192 --embed-dim 192 > wide.log 2>&1 ||
+    { cat wide.log; return 1; }
+  mkdir -p kd/runs && ln -sfn "$WORK/data" kd/data && ln -sfn "$WORK/clip" kd/runs/tiny_clip &&
+    ln -sfn "$WORK/clip_wide" kd/runs/tiny_clip_wide
+  (cd kd && "${MPIRUN[@]}" -np 3 "$SWEEP" "$ROOT/experiments/demo_promptkd.toml" --db kd.db --jobs-dir jobs \
+    --log quiet > run.log 2>&1)
+  local db=kd/kd.db
+  check "the teacher jobs finish" eq "$(q $db "SELECT count(*) FROM jobs WHERE stage = 'teacher' AND state = 'done'")" 2
+  check "and all 6 students" eq "$(q $db "SELECT count(*) FROM jobs WHERE stage = 'student' AND state = 'done'")" 6
+  check "every student starts after its teacher ends" eq "$(q $db "SELECT count(*) FROM jobs s JOIN jobs t
+    ON t.stage = 'teacher' AND json_extract(t.spec_json, '$.params.atprompt') = json_extract(s.spec_json, '$.params.atprompt')
+    WHERE s.stage = 'student' AND s.started_at >= t.ended_at")" 6
+  check "students distil from their teacher job's checkpoint" eq "$(q $db "SELECT count(*) FROM jobs
+    WHERE stage = 'student' AND json_extract(outputs_json, '$.teacher.origin') LIKE 'job %'")" 6
+  check "and report the selected epoch with base and novel accuracy" eq "$(q $db "SELECT count(DISTINCT j.id)
+    FROM jobs j JOIN metrics m ON m.job_id = j.id WHERE j.stage = 'student' AND m.name = 'selected_epoch'
+    AND m.value BETWEEN 1 AND 5 AND EXISTS (SELECT 1 FROM metrics n WHERE n.job_id = j.id AND n.name = 'new_accuracy')")" 6
+  local table
+  table=$("$ATP" tables --db $db --table base2novel --where dataset=fashion_mnist)
+  echo "$table" > promptkd_table.txt
+  check "the table has the PromptKD row over 3 seeds" grep -Eq "\| PromptKD \| [0-9.]+ ± [0-9.]+ \(3\)" <<<"$table"
+  check "and the PromptKD+ATPrompt row" grep -Eq "\| PromptKD\+ATPrompt \| [0-9.]+ ± [0-9.]+ \(3\)" <<<"$table"
+}
+
 test_demo_sweep_is_valid() {
   local out
   out=$("$SWEEP" "$ROOT/experiments/demo.toml" --dry-run)
   check "the demo sweep lists 126 jobs" grep -q "total *126 jobs" <<<"$out"
 }
 
-ALL=(test_train_command test_two_ranks_match_one test_demo_sweep_is_valid)
+ALL=(test_train_command test_two_ranks_match_one test_demo_sweep_is_valid test_promptkd_teacher_student_sweep)
 SELECTED=("$@")
 [ ${#SELECTED[@]} -eq 0 ] && SELECTED=("${ALL[@]}")
 passed=0

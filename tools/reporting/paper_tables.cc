@@ -239,7 +239,7 @@ std::vector<std::string> MethodOrder(const std::vector<JobRow>& jobs, const std:
   for (const auto& j : jobs)
     if (include(j)) present.insert(j.method);
   std::vector<std::string> order;
-  for (const char* m : {"zsclip", "coop", "cocoop", "maple", "dept", "promptsrc"}) {
+  for (const char* m : {"zsclip", "coop", "cocoop", "maple", "dept", "promptsrc", "promptkd"}) {
     const bool listed = std::find(always.begin(), always.end(), m) != always.end();
     if (listed || present.count(m)) order.push_back(m);
     present.erase(m);

@@ -110,6 +110,13 @@ Json MethodConfig::ToJson() const {
               {"image_loss_weight", image_loss_weight},
               {"gpa_mean", gpa_mean},
               {"gpa_std", gpa_std},
+              {"kd_weight", kd_weight},
+              {"kd_temperature", kd_temperature},
+              {"teacher_checkpoint", teacher_checkpoint},
+              {"teacher_method", teacher_method},
+              {"teacher_backbone", teacher_backbone},
+              {"teacher_n_ctx", teacher_n_ctx},
+              {"teacher_depth", teacher_depth},
               {"bases", bases},
               {"max_group_size", max_group_size},
               {"alpha_lr", alpha_lr},
@@ -124,11 +131,50 @@ Json MethodConfig::ToJson() const {
               {"checkpoint_class_names", checkpoint_class_names}};
 }
 
+Result<MethodConfig> MethodConfigFromJson(const Json& j) {
+  MethodConfig c;
+  const std::string who = "recorded job settings";
+  std::string compat, position;
+  ATP_RETURN_IF_ERROR(Read(j, who, "method", &c.method));
+  ATP_RETURN_IF_ERROR(Read(j, who, "dataset", &c.dataset));
+  ATP_RETURN_IF_ERROR(Read(j, who, "seed", &c.seed));
+  ATP_RETURN_IF_ERROR(Read(j, who, "protocol", &c.protocol));
+  ATP_RETURN_IF_ERROR(Read(j, who, "source_dataset", &c.source_dataset));
+  ATP_RETURN_IF_ERROR(Read(j, who, "shots", &c.shots));
+  ATP_RETURN_IF_ERROR(Read(j, who, "atprompt", &c.atprompt));
+  ATP_RETURN_IF_ERROR(Read(j, who, "n_ctx", &c.design.n_ctx));
+  c.design.attributes = StringList(j.value("attributes", Json::array()));
+  int attribute_ctx = 0;
+  ATP_RETURN_IF_ERROR(Read(j, who, "attribute_ctx", &attribute_ctx));
+  c.design.attribute_ctx.assign(c.design.attributes.size(), attribute_ctx);
+  c.attribute_source = j.value("attribute_source", "");
+  ATP_RETURN_IF_ERROR(Read(j, who, "class_position", &position));
+  ATP_ASSIGN_OR_RETURN(c.design.class_position, ParseClassPosition(position));
+  ATP_RETURN_IF_ERROR(Read(j, who, "compat", &compat));
+  ATP_ASSIGN_OR_RETURN(c.design.compat, ParseCompat(compat));
+  ATP_RETURN_IF_ERROR(Read(j, who, "ctx_init", &c.design.ctx_init));
+  ATP_RETURN_IF_ERROR(Read(j, who, "class_name_underscores", &c.design.keep_underscores));
+  ATP_RETURN_IF_ERROR(Read(j, who, "maple_depth", &c.maple_depth));
+  ATP_RETURN_IF_ERROR(Read(j, who, "dept_weight", &c.dept_weight));
+  c.vision_n_ctx = j.value("vision_n_ctx", c.vision_n_ctx);
+  c.text_depth = j.value("text_depth", c.text_depth);
+  c.vision_depth = j.value("vision_depth", c.vision_depth);
+  ATP_RETURN_IF_ERROR(Read(j, who, "precision", &c.precision));
+  ATP_RETURN_IF_ERROR(Read(j, who, "backbone", &c.backbone));
+  ATP_RETURN_IF_ERROR(Read(j, who, "vocab", &c.vocab));
+  c.data_root = j.value("data_root", "");
+  c.epochs = j.value("epochs", 0);
+  c.batch_size = j.value("batch_size", 0);
+  c.lr = j.value("lr", 0.0);
+  c.augment = j.value("augment", true);
+  return c;
+}
+
 Result<MethodConfig> ResolveMethodConfig(const std::string& method, const Json& params, const Json& upstream) {
   MethodConfig c;
   c.method = method;
   if (method != "zsclip" && method != "coop" && method != "cocoop" && method != "maple" && method != "dept" &&
-      method != "promptsrc" && method != "attribute_search") {
+      method != "promptsrc" && method != "attribute_search" && method != "promptkd") {
     return InvalidArgument("unknown prompt method '" + method + "'");
   }
   ATP_RETURN_IF_ERROR(Read(params, method, "dataset", &c.dataset));
@@ -171,6 +217,27 @@ Result<MethodConfig> ResolveMethodConfig(const std::string& method, const Json& 
   ATP_RETURN_IF_ERROR(Read(params, method, "n_ctx", &c.design.n_ctx));
   ATP_RETURN_IF_ERROR(Read(params, method, "max_steps_per_epoch", &c.max_steps_per_epoch));
   ATP_RETURN_IF_ERROR(Read(params, method, "augment", &c.augment));
+  if (method == "promptkd") {
+    // The student has no text prompt; +ATPrompt lives in its teacher (docs/methods.md).
+    ATP_RETURN_IF_ERROR(Read(params, method, "atprompt", &c.atprompt));
+    ATP_RETURN_IF_ERROR(Read(params, method, "depth", &c.maple_depth));
+    ATP_RETURN_IF_ERROR(Read(params, method, "kd_weight", &c.kd_weight));
+    ATP_RETURN_IF_ERROR(Read(params, method, "temperature", &c.kd_temperature));
+    ATP_RETURN_IF_ERROR(Read(params, method, "teacher_checkpoint", &c.teacher_checkpoint));
+    ATP_RETURN_IF_ERROR(Read(params, method, "teacher_method", &c.teacher_method));
+    ATP_RETURN_IF_ERROR(Read(params, method, "teacher_backbone", &c.teacher_backbone));
+    ATP_RETURN_IF_ERROR(Read(params, method, "teacher_n_ctx", &c.teacher_n_ctx));
+    ATP_RETURN_IF_ERROR(Read(params, method, "teacher_depth", &c.teacher_depth));
+    if (c.design.n_ctx < 1 || c.maple_depth < 1) return InvalidArgument("PromptKD: n_ctx and depth must be at least 1");
+    if (!(c.kd_temperature > 0)) return InvalidArgument("PromptKD: temperature must be above 0");
+    if (c.protocol != "base2novel") {
+      return InvalidArgument("PromptKD runs the transductive base-to-novel protocol only (protocol = \"base2novel\")");
+    }
+    if (c.epochs < 1 || c.batch_size < 1 || !(c.lr > 0)) {
+      return InvalidArgument("epochs and batch_size must be at least 1 and lr above 0");
+    }
+    return c;
+  }
   if (method == "attribute_search") {
     ATP_RETURN_IF_ERROR(Read(params, method, "alpha_lr", &c.alpha_lr));
     ATP_RETURN_IF_ERROR(Read(params, method, "max_group_size", &c.max_group_size));

@@ -17,7 +17,7 @@
 namespace atp::prompt {
 
 struct MethodConfig {
-  std::string method;          // zsclip | coop | cocoop | maple | dept | promptsrc | attribute_search
+  std::string method;          // zsclip | coop | cocoop | maple | dept | promptsrc | attribute_search | promptkd
   std::string dataset;
   int64_t seed = 1;
   std::string protocol = "base2novel";  // | cross_dataset | domain_generalization
@@ -39,7 +39,7 @@ struct MethodConfig {
   int max_steps_per_epoch = 0;  // 0 = the whole epoch (tests and smoke runs cap it)
   bool augment = true;  // false: training images get the test transform (no crop, no flip)
 
-  int maple_depth = 9;          // MaPLe prompt depth J
+  int maple_depth = 9;          // prompt depth J (MaPLe; PromptKD's student vision prompts)
   double dept_weight = 0.7;     // DePT linear-probe loss weight w
 
   // PromptSRC (IVLP prompts; n_ctx above is N_CTX_TEXT).
@@ -50,6 +50,14 @@ struct MethodConfig {
   double image_loss_weight = 10;  // IMAGE_LOSS_WEIGHT
   double gpa_mean = 15;         // GPA_MEAN
   double gpa_std = 1;           // GPA_STD
+  // PromptKD (docs/methods.md, "PromptKD"): the student's loss and where its teacher comes from.
+  double kd_weight = 1000;
+  double kd_temperature = 1;
+  std::string teacher_checkpoint;  // "" = the upstream teacher job's checkpoint
+  std::string teacher_method;      // the teacher's training method (promptsrc | maple)
+  std::string teacher_backbone;    // a published teacher checkpoint's CLIP
+  int teacher_n_ctx = 4;           // a published teacher checkpoint's prompt layout
+  int teacher_depth = 9;
 
   // Attribute search.
   std::vector<std::string> bases;
@@ -78,6 +86,10 @@ struct MethodConfig {
 // Errors name the parameter: one missing (a job written by an older atp), an unknown dataset,
 // attribute counts the method cannot take, a missing backbone or data root.
 Result<MethodConfig> ResolveMethodConfig(const std::string& method, const Json& params, const Json& upstream);
+
+// The inverse of MethodConfig::ToJson: the settings a job ran with, as its outputs record
+// them (a teacher job's `config`, a checkpoint's meta). Errors name the missing field.
+Result<MethodConfig> MethodConfigFromJson(const Json& config);
 
 // Where a backbone name points: an existing path as is; "ViT-B/16" and friends in
 // $ATP_CLIP_DIR (file names as OpenAI publishes them, e.g. ViT-B-16.pt).

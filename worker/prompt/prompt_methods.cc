@@ -28,6 +28,7 @@
 #include "worker/prompt/maple_model.h"
 #include "worker/prompt/promptsrc_model.h"
 #include "worker/prompt/method_config.h"
+#include "worker/prompt/promptkd_method.h"
 #include "worker/prompt/trainer.h"
 #include "worker/prompt/zsclip_model.h"
 #include "worker/train/feature_cache.h"
@@ -143,6 +144,10 @@ MethodResult RunPromptMethod(JobContext& context) {
                config.method.c_str(), config.dataset.c_str(), config.protocol.c_str(),
                static_cast<long long>(config.seed), threads, backbone_path.c_str(), clip->options.ToString().c_str(),
                sync->name().c_str(), CurrentBlasRuntime().Summary().c_str());
+
+  if (config.method == "promptkd") {
+    return RunPromptkd(context, std::move(config), clip, device, precision, threads, sync.get());
+  }
 
   // What is trained on and what is evaluated (docs/reference.md §6.5).
   const bool cross = config.protocol != "base2novel";
@@ -347,7 +352,7 @@ MethodResult RunPromptMethod(JobContext& context) {
 
 void RegisterPromptMethods() {
   static const bool registered = [] {
-    for (const char* name : {"zsclip", "coop", "cocoop", "maple", "dept", "promptsrc", "attribute_search"}) {
+    for (const char* name : {"zsclip", "coop", "cocoop", "maple", "dept", "promptsrc", "attribute_search", "promptkd"}) {
       RegisterMethod(name, RunPromptMethod);
     }
     return true;

@@ -69,6 +69,11 @@ class PromptModel {
 
   // What the job log and the results should record about the model (layout, notes).
   virtual std::vector<std::string> Notes() const { return {}; }
+
+  // Tensors the forward pass updates on each rank (BatchNorm running statistics). The
+  // trainer gives every rank rank 0's values at each epoch's end, as nn.DataParallel keeps
+  // the first replica's; they are saved with the state dict.
+  virtual NamedTensors RankLocalBuffers() { return {}; }
 };
 
 // Mean cross-entropy contribution of a shard: sum_i CE(logits_i, y_i) / global_batch.

@@ -111,6 +111,13 @@ Result<TrainSummary> Trainer::Train(const std::vector<data::Datum>& items) {
     if (!state_fits.ok()) throw UnusableCheckpoint(hooks_.resume_checkpoint + ": " + state_fits.message());
     start_epoch = checkpoint.epoch;
     summary.resumed_from_epoch = start_epoch;
+    if (hooks_.resume_selection) {
+      const Json meta = Json::parse(checkpoint.meta_json, nullptr, /*allow_exceptions=*/false);
+      if (meta.is_object() && meta.contains("selection")) {
+        Status restored = hooks_.resume_selection(meta["selection"]);
+        if (!restored.ok()) throw UnusableCheckpoint(hooks_.resume_checkpoint + ": " + restored.message());
+      }
+    }
   }
 
   const int64_t total_steps = steps * options_.epochs;
@@ -192,6 +199,11 @@ Result<TrainSummary> Trainer::Train(const std::vector<data::Datum>& items) {
     epoch_loss /= static_cast<double>(std::max<int64_t>(1, steps));
     if (summary.epochs_run == 0) summary.first_loss = epoch_loss;
     ++summary.epochs_run;
+    ATP_RETURN_IF_ERROR(SyncRankLocalBuffers());
+    Json selection;
+    if (hooks_.after_epoch) {
+      ATP_ASSIGN_OR_RETURN(selection, hooks_.after_epoch(epoch + 1));
+    }
 
     if (hooks_.is_leader && !hooks_.workdir.empty()) {
       train::TrainingCheckpoint checkpoint;
@@ -213,7 +225,9 @@ Result<TrainSummary> Trainer::Train(const std::vector<data::Datum>& items) {
       checkpoint.schedule.max_epoch = options_.epochs;
       checkpoint.schedule.warmup_epochs = options_.warmup_epochs;
       checkpoint.schedule.warmup_lr = options_.warmup_lr;
-      checkpoint.meta_json = hooks_.checkpoint_meta.dump();
+      Json meta = hooks_.checkpoint_meta;
+      if (!selection.is_null()) meta["selection"] = selection;
+      checkpoint.meta_json = meta.dump();
       const std::string path = hooks_.workdir + "/checkpoint.pth";
       ATP_RETURN_IF_ERROR(train::SaveTrainingCheckpoint(path, checkpoint));
       summary.checkpoint = path;
@@ -224,6 +238,23 @@ Result<TrainSummary> Trainer::Train(const std::vector<data::Datum>& items) {
   summary.final_loss = epoch_loss;
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return summary;
+}
+
+Status Trainer::SyncRankLocalBuffers() {
+  const int ranks = hooks_.sync ? hooks_.sync->size() : 1;
+  NamedTensors buffers = model_->RankLocalBuffers();
+  if (ranks <= 1 || buffers.empty()) return Status::Ok();
+  // Rank 0's values everywhere: every other rank adds zeros to the sum.
+  torch::NoGradGuard no_grad;
+  const bool first = hooks_.sync->rank() == 0;
+  std::vector<torch::Tensor> sums;
+  for (auto& [name, tensor] : buffers) {
+    torch::Tensor value = tensor.to(torch::kFloat64);
+    sums.push_back(first ? value : torch::zeros_like(value));
+  }
+  ATP_RETURN_IF_ERROR(hooks_.sync->AllreduceSum(sums));
+  for (size_t i = 0; i < buffers.size(); ++i) buffers[i].second.copy_(sums[i].to(buffers[i].second.dtype()));
+  return Status::Ok();
 }
 
 Result<double> Trainer::Evaluate(const std::vector<data::Datum>& items) {

@@ -70,6 +70,12 @@ struct TrainerHooks {
   bool is_leader = true;
   train::GradientSync* sync = nullptr;  // null: one rank
   Json checkpoint_meta = Json::object();  // stored in checkpoints (method, params)
+  // Model selection (PromptKD's best_val rule): called on every rank after each epoch's
+  // training, before that epoch's checkpoint is written (evaluations are collective).
+  // `epochs_done` is 1-based. What it returns is stored in the checkpoint's meta under
+  // "selection" and given to `resume_selection` when a run resumes from that checkpoint.
+  std::function<Result<Json>(int64_t epochs_done)> after_epoch;
+  std::function<Status(const Json& selection)> resume_selection;
 };
 
 struct TrainSummary {
@@ -96,6 +102,8 @@ class Trainer {
  private:
   Result<torch::Tensor> TrainInputs(const std::vector<data::Datum>& items, int64_t epoch,
                                     const std::vector<int64_t>& positions);
+  // Every rank takes rank 0's RankLocalBuffers (after each epoch).
+  Status SyncRankLocalBuffers();
 
   PromptModel* model_;
   ImageInputs* inputs_;
