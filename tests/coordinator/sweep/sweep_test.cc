@@ -618,8 +618,7 @@ TEST_F(SweepTest, LoadSweepFileReportsMissingFiles) {
 }
 
 TEST_F(SweepTest, SleepExperimentFileExpands) {
-  std::string here = __FILE__;
-  std::string path = here.substr(0, here.rfind("tests/coordinator/")) + "experiments/sleep.toml";
+  const std::string path = std::string(ATP_SOURCE_DIR) + "/experiments/sleep.toml";
   Result<Sweep> sweep = LoadSweepFile(path);
   ASSERT_OK(sweep);
   EXPECT_EQ(sweep->source_path, path);
@@ -883,9 +882,9 @@ TEST_F(SweepTest, ErrorsNameTheSourceGivenByTheCaller) {
 namespace atp {
 namespace {
 
+// The repository's own sweep files. Not from __FILE__: Ninja compiles with relative paths.
 std::string PaperSweepPath(const std::string& name) {
-  std::string here = __FILE__;
-  return here.substr(0, here.rfind("tests/coordinator/")) + "experiments/paper/" + name;
+  return std::string(ATP_SOURCE_DIR) + "/experiments/paper/" + name;
 }
 
 // Job keys hash effective values: editing one recipe value re-keys exactly the jobs that
