@@ -6,8 +6,10 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "common/failure.h"
+#include "common/status.h"
 
 namespace atp {
 
@@ -30,5 +32,17 @@ class UnusableCheckpoint : public JobFailure {
   explicit UnusableCheckpoint(const std::string& message)
       : JobFailure(FailureClass::kError, "cannot resume from its checkpoint: " + message) {}
 };
+
+// A Status failure inside a job, thrown as a JobFailure: bad input is the user's to fix and is
+// not retried, unless the caller names another class.
+template <typename T>
+T OrFail(Result<T> result, FailureClass failure_class = FailureClass::kUserError) {
+  if (!result.ok()) throw JobFailure(failure_class, result.status().message());
+  return std::move(*result);
+}
+
+inline void OrFail(const Status& status, FailureClass failure_class = FailureClass::kUserError) {
+  if (!status.ok()) throw JobFailure(failure_class, status.message());
+}
 
 }  // namespace atp

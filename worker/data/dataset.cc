@@ -497,4 +497,12 @@ const std::vector<std::pair<std::string, std::string>>& EuroSatClassNames() {
   return kNames;
 }
 
+std::vector<Datum> EveryNth(const std::vector<Datum>& items, int limit) {
+  if (limit <= 0 || static_cast<int>(items.size()) <= limit) return items;
+  std::vector<Datum> out;
+  const double stride = static_cast<double>(items.size()) / limit;
+  for (int i = 0; i < limit; ++i) out.push_back(items[static_cast<size_t>(i * stride)]);
+  return out;
+}
+
 }  // namespace atp::data

@@ -74,6 +74,10 @@ std::string JoinRoot(const std::string& root, const std::string& relative);
 // no item carries get "".
 std::vector<std::string> ClassNamesByLabel(const std::vector<Datum>& items);
 
+// At most `limit` of `items`, spread evenly over them (a stride, not a prefix: test lists are
+// grouped by class); all of them when `limit` <= 0 or there are no more than `limit`.
+std::vector<Datum> EveryNth(const std::vector<Datum>& items, int limit);
+
 // "a photo of a {}." with '{}' replaced by `classname` with '_' -> ' '.
 std::string FillTemplate(const std::string& prompt_template, const std::string& classname);
 

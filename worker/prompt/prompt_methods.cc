@@ -38,26 +38,6 @@
 namespace atp::prompt {
 namespace {
 
-// A Status failure inside a job: bad input is the user's to fix and is not retried.
-template <typename T>
-T OrFail(Result<T> result, FailureClass failure_class = FailureClass::kUserError) {
-  if (!result.ok()) throw JobFailure(failure_class, result.status().message());
-  return std::move(*result);
-}
-
-void OrFail(const Status& status, FailureClass failure_class = FailureClass::kUserError) {
-  if (!status.ok()) throw JobFailure(failure_class, status.message());
-}
-
-std::vector<data::Datum> EveryNth(const std::vector<data::Datum>& items, int limit) {
-  if (limit <= 0 || static_cast<int>(items.size()) <= limit) return items;
-  // A stride, not a prefix: test lists are grouped by class.
-  std::vector<data::Datum> out;
-  const double stride = static_cast<double>(items.size()) / limit;
-  for (int i = 0; i < limit; ++i) out.push_back(items[static_cast<size_t>(i * stride)]);
-  return out;
-}
-
 Result<data::ProtocolSplits> Splits(const MethodConfig& config, const std::string& dataset, data::ClassSubset subset,
                                     int shots) {
   ATP_ASSIGN_OR_RETURN(data::DatasetSplits full, data::ReadDataset(config.data_root, dataset));
@@ -314,7 +294,7 @@ MethodResult RunPromptMethod(JobContext& context) {
   auto evaluate = [&](const std::string& dataset, data::ClassSubset subset, bool training_classes) -> double {
     // No few-shot draw: evaluation reads the whole test split of the classes.
     data::ProtocolSplits splits = OrFail(Splits(config, dataset, subset, /*shots=*/0));
-    std::vector<data::Datum> test = EveryNth(splits.splits.test, spec.params.value("max_test_images", 0));
+    std::vector<data::Datum> test = data::EveryNth(splits.splits.test, spec.params.value("max_test_images", 0));
     model->SetClasses(data::ClassNamesByLabel(splits.splits.test), training_classes);
     if (auto* zs = dynamic_cast<ZsclipModel*>(model.get())) {
       OrFail(zs->SetDataset(dataset));

@@ -25,24 +25,6 @@
 namespace atp::prompt {
 namespace {
 
-template <typename T>
-T OrFail(Result<T> result, FailureClass failure_class = FailureClass::kUserError) {
-  if (!result.ok()) throw JobFailure(failure_class, result.status().message());
-  return std::move(*result);
-}
-
-void OrFail(const Status& status, FailureClass failure_class = FailureClass::kUserError) {
-  if (!status.ok()) throw JobFailure(failure_class, status.message());
-}
-
-std::vector<data::Datum> EveryNth(const std::vector<data::Datum>& items, int limit) {
-  if (limit <= 0 || static_cast<int>(items.size()) <= limit) return items;
-  std::vector<data::Datum> out;
-  const double stride = static_cast<double>(items.size()) / limit;
-  for (int i = 0; i < limit; ++i) out.push_back(items[static_cast<size_t>(i * stride)]);
-  return out;
-}
-
 // The official teacher of trainers/promptkd.py (load_clip_to_cpu_teacher, VLPromptLearner):
 // IVLP with "a photo of a" as text context, class names with '_' replaced.
 MethodConfig PublishedTeacherConfig(const MethodConfig& student) {
@@ -212,8 +194,8 @@ MethodResult RunPromptkd(JobContext& context, MethodConfig config, clip::Clip st
   options.precision = precision;
 
   const int max_test = spec.params.value("max_test_images", 0);
-  const std::vector<data::Datum> base_test = EveryNth(splits.base_test, max_test);
-  const std::vector<data::Datum> novel_test = EveryNth(splits.novel_test, max_test);
+  const std::vector<data::Datum> base_test = data::EveryNth(splits.base_test, max_test);
+  const std::vector<data::Datum> novel_test = data::EveryNth(splits.novel_test, max_test);
   const std::vector<std::string> base_classes(splits.class_names.begin(), splits.class_names.begin() + splits.num_base);
   const std::vector<std::string> novel_classes(splits.class_names.begin() + splits.num_base, splits.class_names.end());
 
