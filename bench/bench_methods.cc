@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "common/blas_runtime.h"
+#include "common/heap_tuning.h"
 #include "worker/clip/clip_model.h"
 #include "worker/clip/cpu_threads.h"
 #include "worker/clip/tokenizer.h"
@@ -188,8 +189,8 @@ int main(int argc, char** argv) {
               batch, classes, threads, steps, kMinSeconds);
   const BlasRuntime blas = CurrentBlasRuntime();
   const double gemm = GemmGflops(steps);
-  std::printf("BLAS: %s; start-up check %s\nGEMM 2048^3 fp32 through libtorch: %.1f GFLOP/s\n", blas.Summary().c_str(),
-              blas.check.c_str(), gemm);
+  std::printf("BLAS: %s; start-up check %s\nHeap: %s\nGEMM 2048^3 fp32 through libtorch: %.1f GFLOP/s\n",
+              blas.Summary().c_str(), blas.check.c_str(), HeapTuning().c_str(), gemm);
   std::vector<Row> rows;
   for (const std::string size : {"tiny", "vitb16"}) {
     if (which != "both" && which != size) continue;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/cpu_share.h"
+#include "common/heap_tuning.h"
 
 namespace atp {
 namespace {
@@ -118,7 +119,14 @@ BlasRuntime Describe() {
   return runtime;
 }
 
+bool& OpenMpSpinState() {
+  static bool spins = false;
+  return spins;
+}
+
 }  // namespace
+
+bool OpenMpLoadedSpinning() { return OpenMpSpinState(); }
 
 Json BlasRuntime::ToJson() const {
   return Json{{"library", library},         {"kernel", kernel},       {"library_kernel", library_kernel},
@@ -253,15 +261,20 @@ BlasRuntime PrepareComputeProcess(int argc, char** argv, ProcessRole role) {
 
   // libtorch's OpenMP pool and OpenBLAS's pool read these when they load. Both default to
   // the process's share of the cores (an explicit thread count later goes to both through
-  // SetCpuThreads); the user's own settings stay.
+  // SetCpuThreads); the user's own settings stay. A kCompute process that loaded without
+  // them restarts; a kJob process does not (see OpenMpLoadedSpinning).
+  const bool wait_policy_at_load = !Env("OMP_WAIT_POLICY").empty() || !Env("GOMP_SPINCOUNT").empty();
+  bool restart_for_threads = false;
   const std::string share = std::to_string(ResolveCpuThreads(0));
   const std::pair<const char*, std::string> defaults[] = {
       {"OMP_WAIT_POLICY", "PASSIVE"}, {"OMP_NUM_THREADS", share}, {"OPENBLAS_NUM_THREADS", share}};
   for (const auto& [name, value] : defaults) {
     if (!Env(name).empty()) continue;
     setenv(name, value.c_str(), 1);
-    reexecute = true;
+    restart_for_threads = true;
   }
+  if (role == ProcessRole::kCompute && restart_for_threads) reexecute = true;
+  OpenMpSpinState() = role != ProcessRole::kLauncher && !wait_policy_at_load && !reexecute;
 
   if (is_openblas && state.empty()) {
     // First process of the tree: decide once.
@@ -294,7 +307,8 @@ BlasRuntime PrepareComputeProcess(int argc, char** argv, ProcessRole role) {
     setenv(kBlasStateEnv, FormatState(state).c_str(), 1);
   }
 
-  if (role == ProcessRole::kCompute && reexecute) ReExecute(argv);
+  if (role != ProcessRole::kLauncher && reexecute) ReExecute(argv);
+  if (role != ProcessRole::kLauncher) TuneHeapForTensors();
 
   runtime.library_kernel = state.count("library") && !state["library"].empty() ? state["library"] : "";
   const std::string decision = state["decision"];
@@ -312,7 +326,7 @@ BlasRuntime PrepareComputeProcess(int argc, char** argv, ProcessRole role) {
     if (!selected.empty()) runtime.kernel = selected;
   }
 
-  if (role == ProcessRole::kCompute && is_openblas) {
+  if (role != ProcessRole::kLauncher && is_openblas) {
     std::string problem;
     if (!selected.empty() && !SameName(runtime.kernel, selected)) {
       problem = "OpenBLAS does not know the core name '" + selected + "' (it ran " + runtime.kernel + ")";

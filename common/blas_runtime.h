@@ -37,8 +37,12 @@ struct BlasRuntime {
 };
 
 // Whether the process will compute (and must run on the selected kernel) or only starts
-// processes that do (atp-sweep's coordinator and worker ranks).
-enum class ProcessRole { kCompute, kLauncher };
+// processes that do (atp-sweep's coordinator and worker ranks). kJob computes one job
+// (`atp train`, `atp eval`, a sweep's executor): it restarts for the kernel but not for the
+// thread environment, because most jobs by hand are narrow and run on one thread, where the
+// OpenMP wait policy does not matter, and a restart loads libtorch a second time (0.4 s of a
+// 2.8 s demo job). A sweep's executors inherit the environment from their launcher.
+enum class ProcessRole { kCompute, kJob, kLauncher };
 
 // Chooses the kernel and the OpenMP wait policy for this process and its children:
 //  - the kernel: ATP_BLAS_CORETYPE if set; otherwise OPENBLAS_CORETYPE if the user set it;
@@ -49,14 +53,22 @@ enum class ProcessRole { kCompute, kLauncher };
 //  - OMP_NUM_THREADS and OPENBLAS_NUM_THREADS, unless set: the process's share of the cores
 //    (ResolveCpuThreads(0), common/cpu_share.h).
 // Both go into the environment (children inherit them). A kCompute process whose libraries
-// loaded under another environment re-executes itself (/proc/self/exe, same argv) once; then
-// it multiplies two small matrices through the BLAS and compares with a plain loop in double.
+// loaded under another environment re-executes itself (/proc/self/exe, same argv) once (a kJob
+// process only for the kernel); then it multiplies two small matrices through the BLAS and
+// compares with a plain loop in double. Computing processes also tune the heap for tensors
+// (common/heap_tuning.h).
 // A selected kernel that fails that check is rejected: the process re-executes once more
 // with the library's own choice, and says so on stderr. Returns what this process runs.
 BlasRuntime PrepareComputeProcess(int argc, char** argv, ProcessRole role);
 
 // What PrepareComputeProcess found (a description of the loaded library if it was not called).
 BlasRuntime CurrentBlasRuntime();
+
+// Whether this process's OpenMP runtime loaded without a wait policy (a kJob process started
+// by hand): its idle threads then spin for a while after each parallel region, on the cores
+// the BLAS's threads need next. SetCpuThreads keeps libtorch's own pool at one thread in
+// such a process and gives the BLAS all of them.
+bool OpenMpLoadedSpinning();
 
 // The best OpenBLAS x86-64 kernel for this CPU by its instruction sets (cpuid): SkylakeX
 // (AVX-512), Haswell or Zen (AVX2+FMA), Sandybridge (AVX), Nehalem, Core2, Prescott.

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/blas_runtime.h"
+#include "common/heap_tuning.h"
 #include "common/build_info.h"
 #include "tools/query_command.h"
 #include "tools/status_command.h"
@@ -62,15 +63,19 @@ const Subcommand kSubcommands[] = {
 #endif
 };
 
-// Commands whose process multiplies matrices: they run on the BLAS kernel and thread settings
+// Commands whose process multiplies matrices run on the BLAS kernel and thread settings
 // PrepareComputeProcess chooses (`version` too, to show them); the others only pass them on.
-bool IsComputeCommand(int argc, char** argv) {
-  if (atp::IsExecutorCommandLine(argc, argv)) return true;
-  if (argc < 2) return false;
-  for (const char* name : {"train", "eval", "pretrain", "clip", "version", "--version"}) {
-    if (std::strcmp(argv[1], name) == 0) return true;
+// A job (train, eval, a sweep's executor) does not restart for the thread settings.
+atp::ProcessRole ProcessRoleOf(int argc, char** argv) {
+  if (atp::IsExecutorCommandLine(argc, argv)) return atp::ProcessRole::kJob;
+  if (argc < 2) return atp::ProcessRole::kLauncher;
+  for (const char* name : {"train", "eval"}) {
+    if (std::strcmp(argv[1], name) == 0) return atp::ProcessRole::kJob;
   }
-  return false;
+  for (const char* name : {"pretrain", "clip", "version", "--version"}) {
+    if (std::strcmp(argv[1], name) == 0) return atp::ProcessRole::kCompute;
+  }
+  return atp::ProcessRole::kLauncher;
 }
 
 // The same layout as every command's --help (tools/command_line.h).
@@ -86,8 +91,7 @@ void PrintUsage(std::FILE* out) {
 
 int main(int argc, char** argv) {
   // First of all: it may re-execute the process with another environment.
-  atp::PrepareComputeProcess(argc, argv,
-                             IsComputeCommand(argc, argv) ? atp::ProcessRole::kCompute : atp::ProcessRole::kLauncher);
+  atp::PrepareComputeProcess(argc, argv, ProcessRoleOf(argc, argv));
 #if ATP_HAVE_PROMPT_METHODS
   atp::prompt::RegisterPromptMethods();
 #endif
@@ -98,8 +102,9 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   if (!std::strcmp(argv[1], "version") || !std::strcmp(argv[1], "--version")) {
-    std::printf("atp %s (%s)\nBLAS: %s; start-up check %s\n", ATP_VERSION, ATP_GIT_COMMIT,
-                atp::CurrentBlasRuntime().Summary().c_str(), atp::CurrentBlasRuntime().check.c_str());
+    std::printf("atp %s (%s)\nBLAS: %s; start-up check %s\nHeap: %s\n", ATP_VERSION, ATP_GIT_COMMIT,
+                atp::CurrentBlasRuntime().Summary().c_str(), atp::CurrentBlasRuntime().check.c_str(),
+                atp::HeapTuning().c_str());
     return 0;
   }
   for (const auto& c : kSubcommands) {

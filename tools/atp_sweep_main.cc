@@ -11,7 +11,7 @@ int main(int argc, char** argv) {
   // Before anything else (it may re-execute the process): executors compute on the chosen BLAS
   // kernel and threads; the sweep's own ranks only pass that environment on to them.
   atp::PrepareComputeProcess(argc, argv,
-                             atp::IsExecutorCommandLine(argc, argv) ? atp::ProcessRole::kCompute
+                             atp::IsExecutorCommandLine(argc, argv) ? atp::ProcessRole::kJob
                                                                     : atp::ProcessRole::kLauncher);
 #if ATP_HAVE_PROMPT_METHODS
   atp::prompt::RegisterPromptMethods();

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 #include "tests/clip/hash_weights.h"
@@ -176,6 +177,75 @@ TEST_F(ClipModelTest, FrozenPromptFreeImageTowerRunsWithoutAutograd) {
   model_->visual->proj.set_requires_grad(true);
   EXPECT_TRUE(model_->EncodeImage(pixels).requires_grad());
   model_->visual->proj.set_requires_grad(false);
+}
+
+// Text rows whose first positions come from the same tensors: computing those positions once
+// per group (SharedPrefix) must give the full computation's features and the same gradients
+// to the shared tensor and to every row's own positions. Four heads, three layers: the head
+// split and the last block's pooled-rows-only path are both exercised.
+class SharedPrefixTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    torch::manual_seed(0);
+    ClipOptions options = TinyOptions();
+    options.text.heads(4).layers(3);
+    auto m = ClipFromStateDict(HashStateDict(options), "tiny, 4 heads");
+    ASSERT_OK(m);
+    model_ = *m;
+  }
+
+  struct Run {
+    torch::Tensor features, prefix_grad, suffix_grad;
+  };
+  // groups x rows_per_group rows: group g's first `prefix` positions are prefix[g] (learned),
+  // then each row's own `suffix` positions (learned too); end-of-text at `eot`.
+  Run Encode(const torch::Tensor& prefix, const torch::Tensor& suffix, const torch::Tensor& eot, bool shared) {
+    torch::Tensor p = prefix.detach().clone().set_requires_grad(true);
+    torch::Tensor s = suffix.detach().clone().set_requires_grad(true);
+    const int64_t groups = p.size(0), rows = s.size(0), per_group = rows / groups;
+    torch::Tensor starts = p.unsqueeze(1).expand({groups, per_group, p.size(1), p.size(2)})
+                               .reshape({rows, p.size(1), p.size(2)});
+    torch::Tensor embeddings = torch::cat({starts, s}, 1);
+    SharedPrefix layout;
+    if (shared) layout = {p.size(1), per_group};
+    torch::Tensor features = model_->EncodeTextEmbeddings(embeddings, eot, {}, true, layout);
+    torch::Tensor weights = torch::linspace(-1, 1, features.numel()).view(features.sizes());
+    (features * weights).sum().backward();
+    return {features.detach(), p.grad(), s.grad()};
+  }
+
+  static void ExpectClose(const torch::Tensor& a, const torch::Tensor& b, const char* what) {
+    ASSERT_EQ(a.sizes(), b.sizes()) << what;
+    const double scale = std::max(1.0, b.abs().max().item<double>());
+    EXPECT_LT((a - b).abs().max().item<double>(), 2e-5 * scale) << what;
+  }
+
+  Clip model_{nullptr};
+};
+
+TEST_F(SharedPrefixTest, OneGroupMatchesTheFullComputationAndItsGradients) {
+  torch::Tensor prefix = torch::randn({1, 6, 64}) * 0.1;
+  torch::Tensor suffix = torch::randn({5, 9, 64}) * 0.1;
+  torch::Tensor eot = torch::tensor({8, 10, 14, 9, 12}, torch::kLong);  // rows of unequal length
+  Run full = Encode(prefix, suffix, eot, false);
+  Run shared = Encode(prefix, suffix, eot, true);
+  ExpectClose(shared.features, full.features, "features");
+  ExpectClose(shared.prefix_grad, full.prefix_grad, "gradient of the shared positions");
+  ExpectClose(shared.suffix_grad, full.suffix_grad, "gradient of each row's own positions");
+  // The rows really differ, and the gradient reaches every shared position.
+  EXPECT_GT((full.features[0] - full.features[1]).abs().max().item<double>(), 1e-3);
+  EXPECT_GT(full.prefix_grad.abs().sum(-1).min().item<double>(), 0.0);
+}
+
+TEST_F(SharedPrefixTest, GroupsLikeCocoopsImagesMatchTheFullComputation) {
+  torch::Tensor prefix = torch::randn({3, 4, 64}) * 0.1;  // 3 images, each its own context
+  torch::Tensor suffix = torch::randn({12, 6, 64}) * 0.1;  // 4 classes per image
+  torch::Tensor eot = torch::tensor({6, 9, 7, 8, 6, 9, 7, 8, 6, 9, 7, 8}, torch::kLong);
+  Run full = Encode(prefix, suffix, eot, false);
+  Run shared = Encode(prefix, suffix, eot, true);
+  ExpectClose(shared.features, full.features, "features");
+  ExpectClose(shared.prefix_grad, full.prefix_grad, "gradient of each image's shared positions");
+  ExpectClose(shared.suffix_grad, full.suffix_grad, "gradient of each row's own positions");
 }
 
 }  // namespace

@@ -47,9 +47,26 @@ class BlasStartupTest : public ::testing::Test {
   }
 
   // `atp version` under `env` (VAR=value words), with no inherited choice.
-  AtpRun Atp(const std::string& env) const {
+  AtpRun Atp(const std::string& env) const { return Atp(env, "version"); }
+  // `atp ARGS` the same way.
+  AtpRun Atp(const std::string& env, const std::string& args) const {
     return testing::RunShell("env -u OPENBLAS_CORETYPE -u ATP_BLAS_CORETYPE -u ATP_BLAS_STATE " + env + " " + atp_ +
-                             " version");
+                             " " + args);
+  }
+  // The same with none of the thread settings in the environment, and libgomp printing what
+  // it reads each time it loads (OMP_DISPLAY_ENV): one block per start of the process.
+  AtpRun AtpShowingOpenMp(const std::string& env, const std::string& args) const {
+    return Atp("-u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u OMP_NUM_THREADS -u OPENBLAS_NUM_THREADS "
+               "OMP_DISPLAY_ENV=VERBOSE " + env,
+               args);
+  }
+  static int Starts(const std::string& output) {
+    int starts = 0;
+    for (size_t at = output.find("OPENMP DISPLAY ENVIRONMENT BEGIN"); at != std::string::npos;
+         at = output.find("OPENMP DISPLAY ENVIRONMENT BEGIN", at + 1)) {
+      ++starts;
+    }
+    return starts;
   }
 
   static std::string Preload() { return std::string("LD_PRELOAD=") + ATP_TEST_BLAS_INTERPOSER; }
@@ -119,6 +136,30 @@ TEST_F(BlasStartupTest, ACoreNameTheLibraryDoesNotKnowIsRejected) {
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("OpenBLAS does not know the core name 'NoSuchCore'"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("NoSuchCore failed the start-up check)"), std::string::npos) << run.output;
+}
+
+TEST_F(BlasStartupTest, AComputeCommandRestartsOnceForItsThreadSettingsAndAJobDoesNot) {
+  // `version` computes like pretrain and clip: it restarts so that libgomp loads passive
+  // (GOMP_SPINCOUNT 0 after OMP_WAIT_POLICY=PASSIVE).
+  AtpRun version = AtpShowingOpenMp("", "version");
+  ASSERT_EQ(version.exit_code, 0) << version.output;
+  EXPECT_EQ(Starts(version.output), 2) << version.output;
+  EXPECT_NE(version.output.rfind("GOMP_SPINCOUNT = '0'"), std::string::npos) << version.output;
+  // A job command starts once (its thread count is only known from its job).
+  AtpRun train = AtpShowingOpenMp("", "train --help");
+  ASSERT_EQ(train.exit_code, 0) << train.output;
+  EXPECT_EQ(Starts(train.output), 1) << train.output;
+  // Settings already in the environment (a sweep's executors inherit them): no restart at all.
+  AtpRun preset = AtpShowingOpenMp("OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1", "version");
+  ASSERT_EQ(preset.exit_code, 0) << preset.output;
+  EXPECT_EQ(Starts(preset.output), 1) << preset.output;
+}
+
+TEST_F(BlasStartupTest, AJobStillRestartsToLeaveAFallbackKernel) {
+  AtpRun train = AtpShowingOpenMp(Preload() + " ATP_TEST_LIBRARY_KERNEL=Prescott", "train --help");
+  ASSERT_EQ(train.exit_code, 0) << train.output;
+  EXPECT_EQ(Starts(train.output), 2) << train.output;
+  EXPECT_NE(train.output.rfind("GOMP_SPINCOUNT = '0'"), std::string::npos) << train.output;
 }
 
 }  // namespace

@@ -171,8 +171,9 @@ torch::Tensor ClipImpl::EncodeImage(const torch::Tensor& pixels, const LayerHook
 torch::Tensor ClipImpl::EncodeText(const torch::Tensor& ids) { return text_->forward(ids); }
 
 torch::Tensor ClipImpl::EncodeTextEmbeddings(const torch::Tensor& embeddings, const torch::Tensor& eot,
-                                             const LayerHook& hook, bool stop_after_last_eot) {
-  return text_->EncodeEmbeddings(embeddings, eot, hook, stop_after_last_eot);
+                                             const LayerHook& hook, bool stop_after_last_eot,
+                                             const SharedPrefix& shared) {
+  return text_->EncodeEmbeddings(embeddings, eot, hook, stop_after_last_eot, shared);
 }
 
 torch::Tensor ClipImpl::Logits(const torch::Tensor& image_features, const torch::Tensor& text_features) {

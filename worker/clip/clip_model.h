@@ -47,7 +47,8 @@ class ClipImpl : public torch::nn::Module {
   torch::Tensor EncodeText(const torch::Tensor& ids);
   // See TextEncoderImpl::EncodeEmbeddings.
   torch::Tensor EncodeTextEmbeddings(const torch::Tensor& embeddings, const torch::Tensor& eot,
-                                     const LayerHook& hook = {}, bool stop_after_last_eot = true);
+                                     const LayerHook& hook = {}, bool stop_after_last_eot = true,
+                                     const SharedPrefix& shared = {});
   // exp(logit_scale) * normalised image features · normalised text featuresᵀ: [N_img, N_txt].
   torch::Tensor Logits(const torch::Tensor& image_features, const torch::Tensor& text_features);
 

@@ -7,7 +7,8 @@
 namespace atp {
 
 void SetCpuThreads(int n) {
-  at::set_num_threads(n);
+  // A spinning OpenMP pool beside the BLAS's pool would take the cores from it (blas_runtime.h).
+  at::set_num_threads(OpenMpLoadedSpinning() ? 1 : n);
   SetBlasThreads(n);
 }
 

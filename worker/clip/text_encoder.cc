@@ -1,5 +1,6 @@
 #include "worker/clip/text_encoder.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace atp::clip {
@@ -25,7 +26,8 @@ torch::Tensor TextEncoderImpl::forward(const torch::Tensor& ids) {
 }
 
 torch::Tensor TextEncoderImpl::EncodeEmbeddings(const torch::Tensor& embeddings, const torch::Tensor& eot,
-                                                const LayerHook& hook, bool stop_after_last_eot) {
+                                                const LayerHook& hook, bool stop_after_last_eot,
+                                                const SharedPrefix& shared) {
   TORCH_CHECK(embeddings.dim() == 3 && embeddings.size(2) == options.width(),
               "text tower expects embeddings [N, L, ", options.width(), "], got ", embeddings.sizes());
   TORCH_CHECK(embeddings.size(1) <= options.context_length(), "text sequence of ", embeddings.size(1),
@@ -35,12 +37,29 @@ torch::Tensor TextEncoderImpl::EncodeEmbeddings(const torch::Tensor& embeddings,
   torch::Tensor eot_long = eot.to(embeddings.device(), torch::kLong);
   const int64_t n = embeddings.size(0);
   int64_t length = embeddings.size(1);
+  int64_t first_eot = 0;
   if (n > 0) {
     const int64_t last = eot_long.max().item<int64_t>();
-    TORCH_CHECK(eot_long.min().item<int64_t>() >= 0 && last < length, "eot positions must lie in [0, ", length, ")");
+    first_eot = eot_long.min().item<int64_t>();
+    TORCH_CHECK(first_eot >= 0 && last < length, "eot positions must lie in [0, ", length, ")");
     if (stop_after_last_eot) length = last + 1;
   }
   torch::Tensor x = embeddings.narrow(1, 0, length) + positional_embedding.narrow(0, 0, length).to(embeddings.dtype());
+  const int64_t group = shared.rows_per_group > 0 ? shared.rows_per_group : n;
+  const int64_t prefix = std::min(shared.length, first_eot);
+  if (!hook && stop_after_last_eot && n > 0 && prefix >= 2 && n % group == 0) {
+    TORCH_CHECK(shared.length <= length, "shared prefix of ", shared.length, " positions exceeds the ", length,
+                " computed");
+    SharedPrefixLayout layout(n / group, group, prefix, length - prefix, x.options());
+    // The group's first row stands for all of them (the caller's promise, SharedPrefix).
+    torch::Tensor starts = x.view({layout.groups, group, length, options.width()}).select(1, 0).narrow(1, 0, prefix);
+    torch::Tensor flat = torch::cat({starts.reshape({layout.groups * prefix, options.width()}),
+                                     x.narrow(1, prefix, layout.suffix).reshape({n * layout.suffix, options.width()})},
+                                    0);
+    torch::Tensor pooled =
+        layout.groups * prefix + torch::arange(n, eot_long.options()) * layout.suffix + (eot_long - prefix);
+    return torch::matmul(ln_final(transformer->ForwardSharedPrefix(flat, layout, pooled)), text_projection);
+  }
   torch::Tensor mask = CausalMask(length, x.options());
   LayerHook checked_hook;
   if (hook) {

@@ -20,6 +20,17 @@ struct TextEncoderOptions {
   TORCH_ARG(int64_t, embed_dim) = 512;
 };
 
+// What a caller knows about its rows: they come in groups of `rows_per_group` consecutive
+// rows whose first `length` positions are built from the same tokens and the same learned
+// tensors (CoOp's classes share the start token and the context; CoCoOp's classes of one
+// image share them too). The encoder then computes those positions once per group
+// (SharedPrefixLayout, transformer.h). The promise is about where the vectors come from, not
+// only their values: gradients reach the shared tensors through the group's first row.
+struct SharedPrefix {
+  int64_t length = 0;          // 0: nothing shared
+  int64_t rows_per_group = 0;  // 0: all rows form one group
+};
+
 class TextEncoderImpl : public torch::nn::Module {
  public:
   explicit TextEncoderImpl(const TextEncoderOptions& options);
@@ -35,8 +46,12 @@ class TextEncoderImpl : public torch::nn::Module {
   // positions 0..max(eot) are computed: the mask is causal, so later positions cannot reach
   // any pooled row and the result equals the full computation up to float reduction order.
   // A hook receives [N, L', width] (L' the computed length) and must return that shape.
+  // With `shared` (and no hook) the common positions run once per group; the pooled rows equal
+  // the full computation up to float reduction order. Used when at least two positions are
+  // shared, every end-of-text token lies after them, and stop_after_last_eot is set.
   torch::Tensor EncodeEmbeddings(const torch::Tensor& embeddings, const torch::Tensor& eot,
-                                 const LayerHook& hook = {}, bool stop_after_last_eot = true);
+                                 const LayerHook& hook = {}, bool stop_after_last_eot = true,
+                                 const SharedPrefix& shared = {});
 
   TextEncoderOptions options;
   torch::nn::Embedding token_embedding{nullptr};

@@ -29,6 +29,58 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Te
   return out_proj(out.transpose(1, 2).reshape({n, l, w}));
 }
 
+SharedPrefixLayout::SharedPrefixLayout(int64_t groups, int64_t rows_per_group, int64_t prefix, int64_t suffix,
+                                       const torch::TensorOptions& options)
+    : groups(groups), rows_per_group(rows_per_group), prefix(prefix), suffix(suffix) {
+  TORCH_CHECK(groups > 0 && rows_per_group > 0 && prefix > 0 && suffix > 0, "shared-prefix layout needs positive ",
+              "sizes, got groups ", groups, ", rows per group ", rows_per_group, ", prefix ", prefix, ", suffix ",
+              suffix);
+  prefix_mask = CausalMask(prefix, options);
+  suffix_mask = CausalMask(suffix, options);
+}
+
+torch::Tensor SelfAttentionImpl::ForwardSharedPrefix(const torch::Tensor& x, const SharedPrefixLayout& o,
+                                                     const torch::Tensor& keep) {
+  const int64_t w = options.width(), h = options.heads(), d = w / h;
+  const int64_t g = o.groups, c = o.rows_per_group, p = o.prefix, s = o.suffix, rows = o.rows();
+  TORCH_CHECK(x.dim() == 2 && x.size(0) == g * p + rows * s && x.size(1) == w, "shared-prefix attention expects [",
+              g * p + rows * s, ", ", w, "], got ", x.sizes());
+  const double root_d = std::sqrt(static_cast<double>(d));
+  torch::Tensor qkv = torch::linear(x, in_proj_weight, in_proj_bias);
+  torch::Tensor pre = qkv.narrow(0, 0, g * p).view({g, p, 3, h, d});
+  torch::Tensor suf = qkv.narrow(0, g * p, rows * s).view({rows, s, 3, h, d});
+
+  // The prefix attends to itself, causally, once per group: [g, h, p, d].
+  torch::Tensor qp = pre.select(2, 0).transpose(1, 2) / root_d;
+  torch::Tensor kp = pre.select(2, 1).transpose(1, 2);
+  torch::Tensor vp = pre.select(2, 2).transpose(1, 2);
+  torch::Tensor out_p = torch::matmul(torch::softmax(torch::matmul(qp, kp.transpose(-2, -1)) + o.prefix_mask, -1), vp);
+
+  // Each suffix position scores its group's prefix keys (one product per group and head over
+  // all the group's rows, so the prefix keys are never copied per row) and its own row's
+  // earlier suffix keys; one softmax runs over both.
+  torch::Tensor qs = suf.select(2, 0) / root_d;  // [rows, s, h, d]
+  torch::Tensor q_group = qs.reshape({g, c * s, h, d}).transpose(1, 2);  // [g, h, c*s, d]
+  torch::Tensor to_prefix = torch::matmul(q_group, kp.transpose(-2, -1))  // [g, h, c*s, p]
+                                .view({g, h, c, s, p})
+                                .permute({0, 2, 1, 3, 4})
+                                .reshape({rows, h, s, p});
+  torch::Tensor ks = suf.select(2, 1).transpose(1, 2), vs = suf.select(2, 2).transpose(1, 2);  // [rows, h, s, d]
+  torch::Tensor to_suffix = torch::matmul(qs.transpose(1, 2), ks.transpose(-2, -1)) + o.suffix_mask;
+  torch::Tensor probs = torch::softmax(torch::cat({to_prefix, to_suffix}, -1), -1);  // [rows, h, s, p + s]
+  torch::Tensor from_prefix = torch::matmul(probs.narrow(-1, 0, p)
+                                                .reshape({g, c, h, s, p})
+                                                .permute({0, 2, 1, 3, 4})
+                                                .reshape({g, h, c * s, p}),
+                                            vp)  // [g, h, c*s, d]
+                                  .view({g, h, c, s, d})
+                                  .permute({0, 2, 3, 1, 4})
+                                  .reshape({rows * s, w});
+  torch::Tensor from_suffix = torch::matmul(probs.narrow(-1, p, s), vs).transpose(1, 2).reshape({rows * s, w});
+  torch::Tensor out = torch::cat({out_p.transpose(1, 2).reshape({g * p, w}), from_prefix + from_suffix}, 0);
+  return out_proj(keep.defined() ? out.index_select(0, keep) : out);
+}
+
 MlpImpl::MlpImpl(int64_t width) {
   c_fc = register_module("c_fc", torch::nn::Linear(width, 4 * width));
   c_proj = register_module("c_proj", torch::nn::Linear(4 * width, width));
@@ -49,6 +101,12 @@ torch::Tensor ResidualAttentionBlockImpl::forward(const torch::Tensor& x, const 
   return y + mlp(ln_2(y));
 }
 
+torch::Tensor ResidualAttentionBlockImpl::ForwardSharedPrefix(const torch::Tensor& x, const SharedPrefixLayout& layout,
+                                                              const torch::Tensor& keep) {
+  torch::Tensor y = (keep.defined() ? x.index_select(0, keep) : x) + attn->ForwardSharedPrefix(ln_1(x), layout, keep);
+  return y + mlp(ln_2(y));
+}
+
 TransformerImpl::TransformerImpl(const TransformerOptions& o) : options(o) {
   resblocks = register_module("resblocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < o.layers(); ++i) {
@@ -62,6 +120,16 @@ torch::Tensor TransformerImpl::forward(torch::Tensor x, const torch::Tensor& mas
     x = resblocks[static_cast<size_t>(i)]->as<ResidualAttentionBlock>()->forward(x, mask);
   }
   return x;
+}
+
+torch::Tensor TransformerImpl::ForwardSharedPrefix(torch::Tensor x, const SharedPrefixLayout& layout,
+                                                   const torch::Tensor& pooled) {
+  for (int64_t i = 0; i < options.layers(); ++i) {
+    const bool last = i + 1 == options.layers();
+    x = resblocks[static_cast<size_t>(i)]->as<ResidualAttentionBlock>()->ForwardSharedPrefix(
+        x, layout, last ? pooled : torch::Tensor());
+  }
+  return options.layers() > 0 ? x : x.index_select(0, pooled);
 }
 
 torch::Tensor CausalMask(int64_t length, const torch::TensorOptions& options) {

@@ -102,6 +102,27 @@ void PromptLearnerImpl::BuildBuffers() {
     eot[static_cast<size_t>(c)] = prompt.eot;
     positions.insert(positions.end(), prompt.class_context_positions.begin(), prompt.class_context_positions.end());
   }
+  // The classes' prompts agree up to the first position where a slot's source differs: a
+  // fixed token of another id, or another context vector (CoOp: the start token and the
+  // whole context, when the class name comes last).
+  auto same_source = [&](int64_t p) {
+    const Slot& first = layout_.classes.front().slots[static_cast<size_t>(p)];
+    for (const ClassPrompt& prompt : layout_.classes) {
+      const Slot& slot = prompt.slots[static_cast<size_t>(p)];
+      if (slot.kind != first.kind) return false;
+      if (slot.kind == SlotKind::kFixed) {
+        if (prompt.template_ids[static_cast<size_t>(slot.source)] !=
+            layout_.classes.front().template_ids[static_cast<size_t>(first.source)]) {
+          return false;
+        }
+      } else if (slot.index != first.index || (slot.kind == SlotKind::kAttributeContext && slot.block != first.block)) {
+        return false;
+      }
+    }
+    return true;
+  };
+  shared_prefix_ = 0;
+  while (classes > 0 && shared_prefix_ < length && same_source(shared_prefix_)) ++shared_prefix_;
   gather_index_ = torch::tensor(index, torch::kLong).view({classes, length}).to(device);
   context_mask_ = torch::tensor(mask).view({classes, length, 1}).to(device);
   eot_ = torch::tensor(eot, torch::kLong).to(device);
@@ -125,10 +146,13 @@ torch::Tensor PromptLearnerImpl::Embeddings(const torch::Tensor& class_context_s
 
 torch::Tensor PromptLearnerImpl::TextFeatures(const torch::Tensor& class_context_shift, const clip::LayerHook& hook) {
   torch::Tensor embeddings = Embeddings(class_context_shift);
-  if (embeddings.dim() == 3) return clip_->EncodeTextEmbeddings(embeddings, eot_, hook);
+  if (embeddings.dim() == 3) return clip_->EncodeTextEmbeddings(embeddings, eot_, hook, true, {shared_prefix_, 0});
+  // CoCoOp: one image's shift moves the context of all its classes alike, so each image's
+  // classes still share their leading positions.
   const int64_t batch = embeddings.size(0), classes = embeddings.size(1);
   torch::Tensor flat = embeddings.reshape({batch * classes, embeddings.size(2), embeddings.size(3)});
-  torch::Tensor features = clip_->EncodeTextEmbeddings(flat, eot_.repeat({batch}), hook);
+  torch::Tensor features =
+      clip_->EncodeTextEmbeddings(flat, eot_.repeat({batch}), hook, true, {shared_prefix_, classes});
   return features.view({batch, classes, -1});
 }
 

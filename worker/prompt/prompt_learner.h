@@ -67,6 +67,8 @@ class PromptLearnerImpl : public torch::nn::Module {
   torch::Tensor context_mask_;         // [C, L, 1] 1 at class-context rows
   torch::Tensor eot_;
   torch::Tensor ctx_positions_;
+  // Leading positions every class builds from the same token or the same context vector.
+  int64_t shared_prefix_ = 0;
 };
 TORCH_MODULE(PromptLearner);
 

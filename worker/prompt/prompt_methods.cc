@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/blas_runtime.h"
+#include "common/heap_tuning.h"
 #include "common/progress_bar.h"
 #include "worker/clip/clip_checkpoint.h"
 #include "worker/clip/cpu_threads.h"
@@ -220,8 +221,12 @@ MethodResult RunPromptMethod(JobContext& context) {
   };
   MethodResult result;
   result.outputs["config"] = config.ToJson();
-  // Where the job's time went: its thread count and the BLAS kernel it ran on.
-  result.outputs["compute"] = Json{{"threads", threads}, {"blas", CurrentBlasRuntime().ToJson()}};
+  // Where the job's time went: its thread count (libtorch's own pool may be smaller, see
+  // OpenMpLoadedSpinning), the BLAS kernel it ran on and how the heap served its tensors.
+  result.outputs["compute"] = Json{{"threads", threads},
+                                   {"libtorch_threads", CpuThreads()},
+                                   {"blas", CurrentBlasRuntime().ToJson()},
+                                   {"heap", HeapTuning()}};
 
   if (config.method == "attribute_search") {
     SearchResult search = OrFail(RunAttributeSearch(config, clip, tokenizer, train_classes, train_splits.splits.train,
