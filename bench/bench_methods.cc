@@ -34,6 +34,7 @@
 #include "worker/clip/cpu_threads.h"
 #include "worker/clip/tokenizer.h"
 #include "worker/prompt/method_config.h"
+#include "worker/prompt/prompt_learner.h"
 #include "worker/prompt/prompt_methods.h"
 #include "worker/prompt/prompt_model.h"
 
@@ -214,6 +215,28 @@ int main(int argc, char** argv) {
     const double tower_gflops = TowerFlops(options, batch) / tower / 1e9;
     std::printf("\n[%s] %s\n  image tower, 32 images: %.3f s, %.1f GFLOP/s = %.0f%% of the GEMM rate\n", size.c_str(),
                 options.ToString().c_str(), tower, tower_gflops, 100.0 * tower_gflops / gemm);
+    {
+      // The text tower alone, forward and backward, on CoOp+ATPrompt's 50 prompts: every
+      // position of every prompt, against the shared start token and context computed once
+      // (SharedPrefix, worker/clip/text_encoder.h; the last block at the pooled rows only).
+      PromptLearnerOptions learner_options;
+      learner_options.design = Config("coop", true, 0).design;
+      PromptLearner learner(learner_options, model, *tokenizer, names);
+      learner->ctx.set_requires_grad(true);
+      auto text_step = [&](bool shared) {
+        learner->ctx.mutable_grad() = torch::Tensor();
+        torch::Tensor text = shared ? learner->TextFeatures()
+                                    : model->EncodeTextEmbeddings(learner->Embeddings(), learner->eot());
+        text.sum().backward();
+      };
+      text_step(false);
+      text_step(true);
+      const double full = SecondsPerStep([&] { text_step(false); }, steps, kMinSeconds);
+      const double shared = SecondsPerStep([&] { text_step(true); }, steps, kMinSeconds);
+      std::printf("  text tower, %d CoOp+ATPrompt prompts, forward and backward: %.3f s every position, "
+                  "%.3f s shared prefix once = %.2fx\n",
+                  classes, full, shared, full / shared);
+    }
     if (threads_sweep) {
       // One owner of the threads (SetCpuThreads): the default should be no slower than any count.
       MethodConfig config = Config("coop", true, 0);
