@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
 
 namespace atp::clip {
 
@@ -61,29 +62,32 @@ torch::Tensor SelfAttentionImpl::ForwardSharedPrefix(const torch::Tensor& x, con
   TORCH_CHECK(x.dim() == 2 && x.size(0) == g * p + rows * s && x.size(1) == w, "shared-prefix attention expects [",
               g * p + rows * s, ", ", w, "], got ", x.sizes());
   const double root_d = std::sqrt(static_cast<double>(d));
-  torch::Tensor qkv = torch::linear(x, in_proj_weight, in_proj_bias);
-  torch::Tensor pre = qkv.narrow(0, 0, g * p).view({g, p, 3, h, d});
-  torch::Tensor suf = qkv.narrow(0, g * p, rows * s).view({rows, s, 3, h, d});
+  // split and unbind rather than narrow and select: their backward assembles the gradient
+  // once instead of zero-filling a full-size tensor for every piece.
+  std::vector<torch::Tensor> halves = torch::linear(x, in_proj_weight, in_proj_bias).split_with_sizes({g * p, rows * s}, 0);
+  std::vector<torch::Tensor> pre = halves[0].view({g, p, 3, h, d}).unbind(2);     // q, k, v: [g, p, h, d]
+  std::vector<torch::Tensor> suf = halves[1].view({rows, s, 3, h, d}).unbind(2);  // q, k, v: [rows, s, h, d]
 
   // The prefix attends to itself, causally, once per group: [g, h, p, d].
-  torch::Tensor qp = pre.select(2, 0).transpose(1, 2) / root_d;
-  torch::Tensor kp = pre.select(2, 1).transpose(1, 2);
-  torch::Tensor vp = pre.select(2, 2).transpose(1, 2);
+  torch::Tensor qp = pre[0].transpose(1, 2) / root_d;
+  torch::Tensor kp = pre[1].transpose(1, 2);
+  torch::Tensor vp = pre[2].transpose(1, 2);
   torch::Tensor out_p = torch::matmul(torch::softmax(torch::matmul(qp, kp.transpose(-2, -1)) + o.prefix_mask, -1), vp);
 
   // Each suffix position scores its group's prefix keys (one product per group and head over
   // all the group's rows, so the prefix keys are never copied per row) and its own row's
   // earlier suffix keys; one softmax runs over both.
-  torch::Tensor qs = suf.select(2, 0) / root_d;  // [rows, s, h, d]
+  torch::Tensor qs = suf[0] / root_d;  // [rows, s, h, d]
   torch::Tensor q_group = qs.reshape({g, c * s, h, d}).transpose(1, 2);  // [g, h, c*s, d]
   torch::Tensor to_prefix = torch::matmul(q_group, kp.transpose(-2, -1))  // [g, h, c*s, p]
                                 .view({g, h, c, s, p})
                                 .permute({0, 2, 1, 3, 4})
                                 .reshape({rows, h, s, p});
-  torch::Tensor ks = suf.select(2, 1).transpose(1, 2), vs = suf.select(2, 2).transpose(1, 2);  // [rows, h, s, d]
+  torch::Tensor ks = suf[1].transpose(1, 2), vs = suf[2].transpose(1, 2);  // [rows, h, s, d]
   torch::Tensor to_suffix = torch::matmul(qs.transpose(1, 2), ks.transpose(-2, -1)) + o.suffix_mask;
-  torch::Tensor probs = torch::softmax(torch::cat({to_prefix, to_suffix}, -1), -1);  // [rows, h, s, p + s]
-  torch::Tensor from_prefix = torch::matmul(probs.narrow(-1, 0, p)
+  std::vector<torch::Tensor> probs =
+      torch::softmax(torch::cat({to_prefix, to_suffix}, -1), -1).split_with_sizes({p, s}, -1);  // [rows, h, s, *]
+  torch::Tensor from_prefix = torch::matmul(probs[0]
                                                 .reshape({g, c, h, s, p})
                                                 .permute({0, 2, 1, 3, 4})
                                                 .reshape({g, h, c * s, p}),
@@ -91,7 +95,7 @@ torch::Tensor SelfAttentionImpl::ForwardSharedPrefix(const torch::Tensor& x, con
                                   .view({g, h, c, s, d})
                                   .permute({0, 2, 3, 1, 4})
                                   .reshape({rows * s, w});
-  torch::Tensor from_suffix = torch::matmul(probs.narrow(-1, p, s), vs).transpose(1, 2).reshape({rows * s, w});
+  torch::Tensor from_suffix = torch::matmul(probs[1], vs).transpose(1, 2).reshape({rows * s, w});
   torch::Tensor out = torch::cat({out_p.transpose(1, 2).reshape({g * p, w}), from_prefix + from_suffix}, 0);
   return out_proj(keep.defined() ? out.index_select(0, keep) : out);
 }
