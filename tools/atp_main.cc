@@ -92,7 +92,8 @@ void PrintUsage(std::FILE* out) {
 
 int main(int argc, char** argv) {
   // First of all: it may re-execute the process with another environment.
-  atp::PrepareComputeProcess(argc, argv, ProcessRoleOf(argc, argv));
+  const atp::ProcessRole role = ProcessRoleOf(argc, argv);
+  atp::PrepareComputeProcess(argc, argv, role);
 #if ATP_HAVE_PROMPT_METHODS
   atp::prompt::RegisterPromptMethods();
 #endif
@@ -111,7 +112,7 @@ int main(int argc, char** argv) {
   for (const auto& c : kSubcommands) {
     if (std::strcmp(argv[1], c.name) != 0) continue;
     const int code = c.run(argc - 1, argv + 1);
-    if (ProcessRoleOf(argc, argv) == atp::ProcessRole::kJob) {
+    if (role == atp::ProcessRole::kJob) {
       // A job has written and closed its outputs by now. Leave as the executors do, without
       // the static destructors of the ~300 libraries libtorch loads (60 ms of a 1.9 s job).
       std::fflush(nullptr);

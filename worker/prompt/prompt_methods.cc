@@ -271,23 +271,7 @@ MethodResult RunPromptMethod(JobContext& context) {
   }
   for (const auto& note : model->Notes()) std::fprintf(stderr, "[atp] model: %s\n", note.c_str());
 
-  TrainerOptions trainer_options;
-  trainer_options.epochs = config.epochs;
-  trainer_options.batch_size = std::max(1, config.batch_size);
-  trainer_options.lr = config.lr;
-  trainer_options.warmup_epochs = config.warmup_epochs;
-  trainer_options.warmup_lr = config.warmup_lr;
-  trainer_options.momentum = config.momentum;
-  trainer_options.weight_decay = config.weight_decay;
-  trainer_options.seed = static_cast<uint64_t>(config.seed);
-  trainer_options.max_steps_per_epoch = config.max_steps_per_epoch;
-  trainer_options.augment = config.augment;
-  trainer_options.test_batch_size = config.test_batch_size;
-  trainer_options.data_root = config.data_root;
-  trainer_options.resolution = resolution;
-  trainer_options.threads = share;
-  trainer_options.device = device;
-  trainer_options.precision = precision;
+  const TrainerOptions trainer_options = TrainerOptionsFor(config, resolution, share, device, precision);
   Trainer trainer(model.get(), &inputs, trainer_options, hooks);
 
   if (config.eval_only) {

@@ -175,23 +175,7 @@ MethodResult RunPromptkd(JobContext& context, MethodConfig config, clip::Clip st
   input_options.augment = config.augment;
   ImageInputs inputs(student, input_options, nullptr, sync);  // pixels only: no features to cache
 
-  TrainerOptions options;
-  options.epochs = config.epochs;
-  options.batch_size = std::max(1, config.batch_size);
-  options.lr = config.lr;
-  options.warmup_epochs = config.warmup_epochs;
-  options.warmup_lr = config.warmup_lr;
-  options.momentum = config.momentum;
-  options.weight_decay = config.weight_decay;
-  options.seed = static_cast<uint64_t>(config.seed);
-  options.max_steps_per_epoch = config.max_steps_per_epoch;
-  options.augment = config.augment;
-  options.test_batch_size = config.test_batch_size;
-  options.data_root = config.data_root;
-  options.resolution = resolution;
-  options.threads = threads;
-  options.device = device;
-  options.precision = precision;
+  TrainerOptions options = TrainerOptionsFor(config, resolution, threads, device, precision);
 
   const int max_test = spec.params.value("max_test_images", 0);
   const std::vector<data::Datum> base_test = data::EveryNth(splits.base_test, max_test);

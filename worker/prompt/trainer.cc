@@ -1,5 +1,6 @@
 #include "worker/prompt/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -11,11 +12,35 @@
 #include "worker/data/loader.h"
 #include "worker/data/transforms.h"
 #include "worker/job_failure.h"
+#include "worker/prompt/method_config.h"
 #include "worker/train/gradient_sync.h"
 #include "worker/train/lr_schedule.h"
 #include "worker/train/training_checkpoint.h"
 
 namespace atp::prompt {
+
+TrainerOptions TrainerOptionsFor(const MethodConfig& config, int resolution, int threads, torch::Device device,
+                                 Precision precision) {
+  TrainerOptions options;
+  options.epochs = config.epochs;
+  options.batch_size = std::max(1, config.batch_size);
+  options.lr = config.lr;
+  options.warmup_epochs = config.warmup_epochs;
+  options.warmup_lr = config.warmup_lr;
+  options.momentum = config.momentum;
+  options.weight_decay = config.weight_decay;
+  options.seed = static_cast<uint64_t>(config.seed);
+  options.max_steps_per_epoch = config.max_steps_per_epoch;
+  options.augment = config.augment;
+  options.test_batch_size = config.test_batch_size;
+  options.data_root = config.data_root;
+  options.resolution = resolution;
+  options.threads = threads;
+  options.device = device;
+  options.precision = precision;
+  return options;
+}
+
 namespace {
 
 // Where a model's TrainingState() lives among a checkpoint's extra tensors.

@@ -48,6 +48,13 @@ struct TrainerOptions {
   int threads = 0;
 };
 
+struct MethodConfig;
+
+// The options a resolved method config sets (its schedule, optimiser, seed and data
+// settings), with where the model runs and the loader's `threads`.
+TrainerOptions TrainerOptionsFor(const MethodConfig& config, int resolution, int threads, torch::Device device,
+                                 Precision precision);
+
 struct TrainProgress {
   int64_t epoch = 0, epochs = 0;   // epoch is 0-based
   int64_t step = 0, steps = 0;     // within the epoch
